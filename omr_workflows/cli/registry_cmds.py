@@ -1,0 +1,213 @@
+"""Subcommands over the registry itself: register, resolve, promote, list, show, history, audit, gc."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import IntegrityError, InvalidInputError
+from .common import emit, parse_duration, parse_kv, read_json_file, record_provenance, registry
+
+
+def add_parsers(sub, common) -> None:
+    p = sub.add_parser("register", parents=[common], help="register a new immutable version")
+    p.add_argument("model", metavar="TASK/MODEL")
+    p.add_argument("--version", required=True, help="version name (immutable once registered)")
+    p.add_argument("--artifacts", required=True, metavar="DIR", help="folder holding the model files")
+    p.add_argument("--metadata", metavar="FILE", help="JSON object merged into model_meta.json")
+    p.add_argument("--param", action="append", metavar="K=V", help="hyperparameter (repeatable)")
+    p.add_argument("--params", metavar="FILE", help="hyperparameters from a YAML or JSON file")
+    p.add_argument("--alias", action="append", default=[], metavar="ALIAS", help="alias to set after publishing")
+    p.add_argument("--no-latest", action="store_true", help="do not move the `latest` alias")
+    p.add_argument("--actor", help="who registers (default: user@host)")
+    p.add_argument("--reason", help="why (recorded in the audit event)")
+    p.add_argument("--code-dir", metavar="DIR", help="training code repository (default: current directory)")
+    p.add_argument("--dataset", action="append", metavar="REF", help="dataset reference URI[@sha256:HEX] (repeatable)")
+    p.add_argument("--code", action="append", metavar="PATH", help="code dependency to digest (repeatable)")
+    p.add_argument("--data", action="append", metavar="PATH", help="data dependency to digest (repeatable)")
+    p.add_argument("--no-provenance", action="store_true", help="skip git/environment capture")
+    p.set_defaults(func=cmd_register)
+
+    p = sub.add_parser("resolve", parents=[common], help="resolve a reference to an exact version")
+    p.add_argument("ref", metavar="REF", help="[omr://]TASK/MODEL[@SELECTOR][#FILE]")
+    p.add_argument("--verify", choices=["none", "fast", "strict"], default=None,
+                   help="verify the bytes (default: $OMR_VERIFY or none)")
+    p.add_argument("--lock", metavar="FILE", help="resolve to the version pinned in this lock file")
+    p.add_argument("--provenance-dir", metavar="DIR", help="append a run provenance record here ($OMR_RUN_DIR)")
+    p.set_defaults(func=cmd_resolve)
+
+    p = sub.add_parser("promote", parents=[common], help="move an alias to a version (audited)")
+    p.add_argument("ref", metavar="REF", help="TASK/MODEL@VERSION (or any selector)")
+    p.add_argument("--to", required=True, metavar="ALIAS", help="alias or stage: production, staging, archived, ...")
+    p.add_argument("--reason", help="why (recorded in the audit event)")
+    p.add_argument("--actor", help="who (default: user@host)")
+    p.add_argument("--rollback", action="store_true", help="allow an archived version back to production")
+    p.add_argument("--demote-to", choices=["archived", "staging", "none"], default=None,
+                   help="stage for the previous production version (default: $OMR_DEMOTE_TO or archived)")
+    p.set_defaults(func=cmd_promote)
+
+    p = sub.add_parser("list", parents=[common], help="list tasks, models and versions")
+    p.add_argument("scope", nargs="?", metavar="TASK[/MODEL]")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("show", parents=[common], help="show one version: files, metadata, stage, aliases")
+    p.add_argument("ref", metavar="REF")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("history", parents=[common], help="the audit events of a model")
+    p.add_argument("model", metavar="TASK/MODEL")
+    p.add_argument("--alias", help="only events that moved this alias")
+    p.set_defaults(func=cmd_history)
+
+    p = sub.add_parser("audit", parents=[common], help="verify the tamper-evident event chain")
+    p.add_argument("model", nargs="?", metavar="TASK/MODEL", help="default: every model")
+    p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("gc", parents=[common], help="remove staging debris (never a published version)")
+    p.add_argument("--older-than", type=parse_duration, default=3600.0, metavar="DURATION",
+                   help="only debris older than this (default 1h; e.g. 0, 30m, 2d)")
+    p.add_argument("--dry-run", action="store_true")
+    p.set_defaults(func=cmd_gc)
+
+
+def _split_model(text: str) -> tuple[str, str]:
+    from ..refs import parse_model_key
+
+    return parse_model_key(text)
+
+
+def cmd_register(args) -> int:
+    task, model = _split_model(args.model)
+    metadata = read_json_file(args.metadata, "metadata") if args.metadata else None
+    if metadata is not None and not isinstance(metadata, dict):
+        raise InvalidInputError(f"metadata file {args.metadata!r} must hold a JSON object")
+    params = {}
+    provenance = None
+    if args.params or not args.no_provenance:
+        from .. import capture
+
+        if args.params:
+            params.update(capture.load_params(args.params))
+        if not args.no_provenance:
+            provenance = capture.capture(code_dir=args.code_dir, datasets=args.dataset or [],
+                                         code_paths=args.code or [], data_paths=args.data or [])
+    params.update(parse_kv(args.param))
+    res = registry(args).register(task, model, args.version, args.artifacts, metadata=metadata, params=params,
+                                  aliases=args.alias, set_latest=not args.no_latest, actor=args.actor,
+                                  reason=args.reason, provenance=provenance)
+    emit(args, res, lambda: f"registered {res.uri} {res.digest} ({res.files} files, {res.bytes} bytes)")
+    return 0
+
+
+def cmd_resolve(args) -> int:
+    from ..constants import default_verify
+
+    mode = args.verify or default_verify()
+    if mode not in ("none", "fast", "strict"):
+        raise InvalidInputError(f"invalid $OMR_VERIFY {mode!r}: use none, fast or strict")
+    reg = registry(args)
+    if args.lock:
+        from ..lockfile import resolve_locked
+
+        res = resolve_locked(reg, args.ref, args.lock, verify=mode)
+    else:
+        res = reg.resolve(args.ref, verify=mode)
+    record_provenance(args, "resolve", res, mode)
+    emit(args, res, res.file_path or res.path)
+    return 0
+
+
+def cmd_promote(args) -> int:
+    ev = registry(args).promote(args.ref, args.to, reason=args.reason, actor=args.actor,
+                                rollback=args.rollback, demote_to=args.demote_to)
+
+    def human() -> str:
+        text = f"{ev.task}/{ev.model_name}@{ev.version} -> {args.to} (event {ev.seq})"
+        moves = ", ".join(f"{v} -> {s}" for v, s in ev.stage_moves.items() if v != ev.version)
+        return text + (f"; {moves}" if moves else "") + (" [rollback]" if ev.rollback else "")
+
+    emit(args, ev.model_dump(exclude={"aliases", "stages", "digests"}), human)
+    return 0
+
+
+def cmd_list(args) -> int:
+    task = model = None
+    if args.scope:
+        if "/" in args.scope:
+            task, model = _split_model(args.scope)
+        else:
+            from ..names import check_name
+
+            task = check_name(args.scope, "task")
+    rows = registry(args).list(task, model)
+
+    def human() -> str:
+        from io import StringIO
+
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table("task", "model", "version", "stage", "aliases", box=None)
+        for r in rows:
+            table.add_row(r["task"], r["model"], r["version"], r["stage"], ",".join(r["aliases"]))
+        buf = StringIO()
+        Console(file=buf, width=120).print(table)
+        return buf.getvalue() if rows else "(no versions)"
+
+    emit(args, rows, human)
+    return 0
+
+
+def cmd_show(args) -> int:
+    info = registry(args).show(args.ref)
+
+    def human() -> str:
+        r = info["resolve"]
+        lines = [f"{r['uri']}  {r['digest']}", f"stage: {info['stage']}  aliases: {', '.join(info['aliases']) or '-'}",
+                 f"path: {r['path']}", "files:"]
+        lines += [f"  {f.get('size', '?'):>12}  {f['path']}" for f in info["files"]]
+        return "\n".join(lines)
+
+    emit(args, info, human)
+    return 0
+
+
+def cmd_history(args) -> int:
+    task, model = _split_model(args.model)
+    events = registry(args).history(task, model)
+    if args.alias:
+        events = [e for e in events if e.get("alias") == args.alias]
+
+    def human() -> str:
+        out = []
+        for e in events:
+            arrow = f"{e.get('from_version') or '-'} -> {e['version']}" if e.get("alias") else e["version"]
+            what = e.get("alias") or ",".join(f"{v}->{s}" for v, s in (e.get("stage_moves") or {}).items())
+            flag = " [rollback]" if e.get("rollback") else ""
+            out.append(f"{e.get('seq', '-'):>4} {e.get('ts_utc', '')} {e.get('kind', ''):8} {what:12} {arrow}"
+                       f"  by {e.get('actor')}{flag}  {e.get('reason') or ''}")
+        return "\n".join(out) or "(no events)"
+
+    emit(args, events, human)
+    return 0
+
+
+def cmd_audit(args) -> int:
+    task = model = None
+    if args.model:
+        task, model = _split_model(args.model)
+    result = registry(args).audit(task, model)
+    if not result["ok"]:
+        if getattr(args, "json", False):
+            emit(args, result)
+            return IntegrityError.exit_code
+        raise IntegrityError("audit failed: " + "; ".join(result["problems"]))
+    emit(args, result, f"audit ok: {len(result['models'])} model(s), chains intact")
+    return 0
+
+
+def cmd_gc(args) -> int:
+    removed = registry(args).gc(older_than=args.older_than, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    emit(args, {"removed": removed, "dry_run": args.dry_run},
+         "\n".join(f"{verb} {k}" for k in removed) or "nothing to remove")
+    return 0

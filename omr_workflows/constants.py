@@ -1,0 +1,89 @@
+"""File names of the on-disk format and every environment variable we read, in one place."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# On-disk names (DESIGN 3). Names a user can choose cannot start with "." so the
+# dot-names below never collide with a task, model, version or alias.
+MANIFEST_NAME = "omr_manifest.json"
+META_NAME = "model_meta.json"
+SHA256SUMS_NAME = "sha256sums.txt"
+STAGING_DIR = ".omr-tmp"          # per model, local staging for atomic rename
+REMOTE_DATA_DIR = ".omr-data"     # per version, object-store upload area
+EVENTS_DIR = "events"             # under audit/
+PROMOTIONS_LOG = "promotions.jsonl"
+DIGEST_INDEX_DIR = "digests"      # per model: digest -> version pointers
+
+# Files the omnibioai-model-registry 0.1.x package requires in a version.
+OMNIBIOAI_REQUIRED_FILES = (
+    "model.pt",
+    "model_genes.txt",
+    "label_map.json",
+    "model_meta.json",
+    "metrics.json",
+    "feature_schema.json",
+    "sha256sums.txt",
+)
+
+CHUNK_SIZE = 64 * 1024 * 1024     # fast-mode chunk hashing unit for large files
+IO_BUFFER = 8 * 1024 * 1024
+
+ENV_REGISTRY = "OMR_REGISTRY"
+ENV_OMNIBIOAI_ROOT = "OMNIBIOAI_MODEL_REGISTRY_ROOT"
+ENV_CACHE = "OMR_CACHE"
+ENV_VERIFY = "OMR_VERIFY"          # default --verify of resolve: none|fast|strict
+ENV_DEMOTE_TO = "OMR_DEMOTE_TO"    # stage policy for the previous production version
+ENV_RUN_DIR = "OMR_RUN_DIR"        # where resolve/verify append run provenance records
+ENV_ENGINE = "OMR_ENGINE"          # snakemake | nextflow | cli, recorded in provenance
+ENV_DEBUG = "OMR_DEBUG"
+ENV_ACTOR = "OMR_ACTOR"
+
+
+def _data_home() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "omr-workflows"
+
+
+def default_registry() -> str:
+    """The registry URL from the documented chain, ending at the embedded local default."""
+    for var in (ENV_REGISTRY, ENV_OMNIBIOAI_ROOT):
+        value = os.environ.get(var, "").strip()
+        if value:
+            return value
+    return str(_data_home() / "registry")
+
+
+def cache_dir() -> Path:
+    value = os.environ.get(ENV_CACHE, "").strip()
+    if value:
+        return Path(value)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "omr-workflows"
+
+
+def default_verify() -> str:
+    return os.environ.get(ENV_VERIFY, "").strip() or "none"
+
+
+def default_demote_to() -> str:
+    return os.environ.get(ENV_DEMOTE_TO, "").strip() or "archived"
+
+
+def debug_enabled() -> bool:
+    return os.environ.get(ENV_DEBUG, "").strip() not in ("", "0", "false", "no")
+
+
+def default_actor() -> str:
+    actor = os.environ.get(ENV_ACTOR, "").strip()
+    if actor:
+        return actor
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except Exception:
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"

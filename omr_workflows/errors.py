@@ -1,0 +1,52 @@
+"""Every error omr-workflows raises, with the exit code the CLI maps it to (DESIGN 6).
+
+Each class also inherits the matching built-in so callers can catch `LookupError`,
+`ValueError` or `OSError` without importing us. Messages name the object and the cause
+and, where there is one, the command to run next.
+"""
+
+from __future__ import annotations
+
+
+class OmrError(Exception):
+    """Base class. `exit_code` is what `omrw` exits with."""
+
+    exit_code = 5
+
+    def __init__(self, message: str, *, obj: str | None = None):
+        super().__init__(message)
+        self.obj = obj
+
+
+class IntegrityError(OmrError):
+    """Bytes, a manifest or the audit chain do not match what was recorded."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, obj: str | None = None, problems: list | None = None):
+        super().__init__(message, obj=obj)
+        self.problems = problems or []
+
+
+class InvalidInputError(OmrError, ValueError):
+    """A name, reference, option or input file is malformed or unsafe."""
+
+    exit_code = 2
+
+
+class NotFoundError(OmrError, LookupError):
+    """A task, model, version, alias or file does not exist."""
+
+    exit_code = 3
+
+
+class ConflictError(OmrError):
+    """The write would change something immutable (version exists, lock drift)."""
+
+    exit_code = 4
+
+
+class StorageError(OmrError, OSError):
+    """The storage backend failed (I/O, permissions, network, missing extra)."""
+
+    exit_code = 5

@@ -1,0 +1,33 @@
+"""Storage backends behind one interface, chosen by URL scheme.
+
+A plain path or `file://` URL uses the standard-library backend (no fsspec import, so a
+local `omrw resolve` starts fast); every other scheme goes through fsspec, which imports
+the scheme's driver only when used and names the extra to install when it is missing.
+"""
+
+from __future__ import annotations
+
+from ..errors import StorageError
+from .base import Stage, Storage
+
+EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "az": "azure", "abfs": "azure"}
+
+
+def open_storage(url: str) -> Storage:
+    if "://" not in url or url.startswith("file://"):
+        from .local import LocalStorage
+
+        return LocalStorage(url[len("file://"):] if url.startswith("file://") else url)
+    from .remote import RemoteStorage
+
+    scheme = url.split("://", 1)[0]
+    try:
+        return RemoteStorage(url)
+    except ImportError as e:
+        hint = f"pip install 'omr-workflows[{EXTRAS[scheme]}]'" if scheme in EXTRAS else "install its fsspec driver"
+        raise StorageError(f"registry {url}: no driver for {scheme}:// ({e}); {hint}") from None
+    except ValueError as e:
+        raise StorageError(f"registry {url}: {e}") from None
+
+
+__all__ = ["Stage", "Storage", "open_storage"]

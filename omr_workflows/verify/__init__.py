@@ -1,0 +1,1 @@
+"""Verification: planning work units, checking them, shard reports and their merge."""
