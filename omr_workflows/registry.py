@@ -29,6 +29,7 @@ from .constants import (
     default_demote_to,
     default_registry,
 )
+from ._faults import crash_point
 from .errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError, OmrError
 from .hashing import FileHashes, copy_and_hash, hash_bytes
 from .manifest import Content, FileEntry, Manifest, parse_manifest, parse_sha256sums, sha256sums_text
@@ -158,6 +159,7 @@ class Registry:
                 if h.size != src.size:
                     raise IntegrityError(f"artifact {src.rel} changed size while being registered")
                 entries.append(_entry(src.rel, h))
+                crash_point("copy")
             if shipped_sums is not None:
                 _check_shipped_sums(shipped_sums, entries)
             content = Content(files=sorted(entries, key=lambda e: e.path))
@@ -165,11 +167,17 @@ class Registry:
             meta_entry = _write_small(stage, META_NAME, meta_bytes)
             sums_bytes = sha256sums_text(list(content.files) + [meta_entry]).encode()
             sums_entry = _write_small(stage, SHA256SUMS_NAME, sums_bytes)
+            crash_point("sidecars")
             manifest = Manifest(
                 task=task, model=model, version=version, created_at=meta.created_at,
                 data_dir=stage.data_dir, content=content, sidecars=[meta_entry, sums_entry],
             )
-            stage.publish(vkey, MANIFEST_NAME, manifest.to_bytes())
+            try:
+                stage.publish(vkey, MANIFEST_NAME, manifest.to_bytes())
+            except ConflictError:
+                raise ConflictError(
+                    f"version {task}/{model}@{version} already exists (another register won the race); "
+                    f"versions are immutable, register a new version", obj=f"{task}/{model}@{version}") from None
         except BaseException:
             stage.abort()
             raise

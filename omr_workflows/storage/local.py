@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
+from .._faults import crash_point
 from ..constants import STAGING_DIR
 from ..errors import ConflictError, NotFoundError, StorageError
 from .base import Stage, Storage, new_token
@@ -83,6 +84,7 @@ class LocalStage(Stage):
             _fsync_dir(Path(sub))
         target = self._storage._p(version_key)
         target.parent.mkdir(parents=True, exist_ok=True)
+        crash_point("publish")
         try:
             # rename(2) of a directory replaces only an empty target: a published
             # version (never empty) cannot be overwritten, whoever renames second loses.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 from typing import BinaryIO, Iterator
 
+from .._faults import crash_point
 from ..constants import REMOTE_DATA_DIR
 from ..errors import ConflictError, NotFoundError, StorageError
 from .base import Stage, Storage, new_token
@@ -28,6 +29,7 @@ class RemoteStage(Stage):
         return self._storage.fs.open(self._storage._p(f"{self._prefix}/{rel}"), "wb")
 
     def publish(self, version_key: str, manifest_name: str, manifest: bytes) -> None:
+        crash_point("publish")
         if not self._storage.write_if_absent(f"{version_key}/{manifest_name}", manifest):
             raise ConflictError(f"version {version_key} already exists", obj=version_key)
 
