@@ -52,6 +52,7 @@ class Event(BaseModel):
     from_version: str | None = Field(default=None, description="what the alias pointed to before")
     digest: str | None = Field(default=None, description="package digest of `version`")
     meta_sha256: str | None = Field(default=None, description="sha256 of model_meta.json (register)")
+    manifest_sha256: str | None = Field(default=None, description="sha256 of omr_manifest.json bytes (register)")
     rollback: bool = False
     stage_moves: dict[str, str] = Field(default_factory=dict, description="version -> new stage")
     actor: str

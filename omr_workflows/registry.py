@@ -31,7 +31,7 @@ from .constants import (
 )
 from ._faults import crash_point
 from .errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError, OmrError
-from .hashing import FileHashes, copy_and_hash, hash_bytes
+from .hashing import FileHashes, copy_and_hash, hash_bytes, sha256_hex
 from .manifest import Content, FileEntry, Manifest, parse_manifest, parse_sha256sums, sha256sums_text
 from .meta import ModelMeta
 from .names import check_name, check_relpath
@@ -172,8 +172,9 @@ class Registry:
                 task=task, model=model, version=version, created_at=meta.created_at,
                 data_dir=stage.data_dir, content=content, sidecars=[meta_entry, sums_entry],
             )
+            manifest_bytes = manifest.to_bytes()
             try:
-                stage.publish(vkey, MANIFEST_NAME, manifest.to_bytes())
+                stage.publish(vkey, MANIFEST_NAME, manifest_bytes)
             except ConflictError:
                 raise ConflictError(
                     f"version {task}/{model}@{version} already exists (another register won the race); "
@@ -187,7 +188,8 @@ class Registry:
         latest = ["latest"] if set_latest else []
         self._append_and_sync(
             mkey, latest,
-            lambda last: _register_event(last, task, model, version, digest, meta_entry.sha256, latest, actor, reason),
+            lambda last: _register_event(last, task, model, version, digest, meta_entry.sha256,
+                                         sha256_hex(manifest_bytes), latest, actor, reason),
         )
         # Other aliases are ordinary promotions, so the stage policy and audit apply to them.
         for alias in aliases:
@@ -310,12 +312,33 @@ class Registry:
             alias_event_seq=pointer.event_seq if pointer else None,
         )
 
-    def recorded(self, task: str, model: str, version: str) -> tuple[str | None, str | None]:
-        """(package digest, model_meta sha256) recorded by the register event, if any."""
+    def register_event(self, task: str, model: str, version: str) -> audit.Event | None:
+        """The audit event that registered `version` (None for omnibioai-written versions)."""
         for ev, _h in reversed(audit.load_events(self.storage, model_key(task, model))):
             if ev.kind == "register" and ev.version == version:
-                return ev.digest, ev.meta_sha256
-        return None, None
+                return ev
+        return None
+
+    def recorded(self, task: str, model: str, version: str) -> tuple[str | None, str | None]:
+        """(package digest, model_meta sha256) recorded by the register event, if any."""
+        ev = self.register_event(task, model, version)
+        return (ev.digest, ev.meta_sha256) if ev else (None, None)
+
+    def manifest_problems(self, task: str, model: str, version: str, event: audit.Event | None = None) -> list:
+        """The manifest's exact bytes against the sha256 recorded at registration.
+
+        The package digest covers only the content part; this catches an edit anywhere else
+        in the manifest (sidecar entries, created_at, data_dir).
+        """
+        from .verify.check import Problem
+
+        event = event or self.register_event(task, model, version)
+        if event is None or not event.manifest_sha256:
+            return []
+        raw = self.storage.read_bytes(f"{version_key(task, model, version)}/{MANIFEST_NAME}")
+        if sha256_hex(raw) != event.manifest_sha256:
+            return [Problem(MANIFEST_NAME, "manifest", "bytes differ from those recorded at registration (edited)")]
+        return []
 
     def verify_version(self, task: str, model: str, version: str, mode: str,
                        manifest: Manifest | None = None, sums: dict | None = None) -> None:
@@ -327,8 +350,11 @@ class Registry:
         if manifest is None:
             raise_problems(what, _check_legacy(self.storage, vkey, sums))
             return
-        digest, meta_sha = self.recorded(task, model, version)
-        raise_problems(what, check_version(self.storage, vkey, manifest, mode, digest, meta_sha))
+        event = self.register_event(task, model, version)
+        problems = self.manifest_problems(task, model, version, event)
+        problems += check_version(self.storage, vkey, manifest, mode, event.digest if event else None,
+                                  event.meta_sha256 if event else None)
+        raise_problems(what, problems)
 
     def _materialize(self, task: str, model: str, version: str, manifest: Manifest) -> Path:
         """Copy a remote version into the local cache once, checking sha256 on the way."""
@@ -639,7 +665,7 @@ def _build_meta(task, model, version, shipped, metadata, params, actor, provenan
         raise InvalidInputError(f"invalid metadata: {str(e).splitlines()[0]}") from None
 
 
-def _register_event(last, task, model, version, digest, meta_sha, aliases, actor, reason) -> dict:
+def _register_event(last, task, model, version, digest, meta_sha, manifest_sha, aliases, actor, reason) -> dict:
     seq = (last.seq + 1) if last else 1
     state = dict(last.aliases) if last else {}
     digests = dict(last.digests) if last else {}
@@ -650,7 +676,7 @@ def _register_event(last, task, model, version, digest, meta_sha, aliases, actor
     live = {s.version for s in state.values()}
     return dict(kind="register", task=task, model_name=model, version=version,
                 alias=aliases[0] if aliases else None, from_version=from_version if aliases else None,
-                digest=digest, meta_sha256=meta_sha, actor=actor, reason=reason or "register",
+                digest=digest, meta_sha256=meta_sha, manifest_sha256=manifest_sha, actor=actor, reason=reason or "register",
                 ts_utc=audit.now_utc_iso(), aliases=state, stages=dict(last.stages) if last else {},
                 digests={v: d for v, d in digests.items() if v in live})
 

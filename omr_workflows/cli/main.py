@@ -24,6 +24,14 @@ def _version() -> str:
         return "0+unknown"
 
 
+class _VersionAction(argparse.Action):
+    """Looks the version up only when asked: importlib.metadata costs ~20 ms at start-up."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        sys.stdout.write(f"omrw {_version()}\n")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     import importlib
 
@@ -32,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="omrw", parents=[parent],
         description="Register, resolve, promote, verify and pin models in an immutable, audited registry.",
     )
-    parser.add_argument("--version", action="version", version=f"omrw {_version()}")
+    parser.add_argument("--version", action=_VersionAction, nargs=0, help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMAND_MODULES:

@@ -1,0 +1,42 @@
+"""Start-up cost guard: a local `omrw resolve` must not load fsspec, rich, yaml or rocrate.
+
+(Timings live in benchmarks/bench_core.py; this checks the import discipline that makes them.)
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from omr_workflows.registry import Registry
+from tests.conftest import make_artifacts
+
+PROBE = """
+import json, sys, io, contextlib
+from omr_workflows.cli.main import main
+out = io.StringIO()
+with contextlib.redirect_stdout(out):
+    code = main(sys.argv[1:])
+heavy = [m for m in ("fsspec", "rich", "yaml", "rocrate", "snakemake", "s3fs", "boto3") if m in sys.modules]
+print(json.dumps({"code": code, "heavy": heavy, "out": out.getvalue()}))
+"""
+
+
+def _probe(*args: str) -> dict:
+    proc = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout)
+
+
+def test_local_resolve_imports_nothing_heavy(local_registry, tmp_path):
+    Registry(local_registry).register("cls", "m", "v1", make_artifacts(tmp_path / "pkg"))
+    for args in (["resolve", "cls/m@latest"], ["resolve", "cls/m@v1", "--json"]):
+        got = _probe("--registry", local_registry, *args)
+        assert got["code"] == 0 and "versions/v1" in got["out"]
+        assert got["heavy"] == [], f"`omrw {' '.join(args)}` imported {got['heavy']}"
+
+
+def test_import_package_is_lazy():
+    code = "import sys, omr_workflows; print(sorted(m for m in ('pydantic', 'fsspec', 'xxhash') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
