@@ -154,7 +154,7 @@ class Registry:
         try:
             entries: list[FileEntry] = []
             for src in sources:
-                with open(src.path, "rb") as fin, stage.open_write(src.rel) as fout:
+                with open(src.path, "rb", buffering=0) as fin, stage.open_write(src.rel) as fout:
                     h = copy_and_hash(fin, fout.write)
                 if h.size != src.size:
                     raise IntegrityError(f"artifact {src.rel} changed size while being registered")

@@ -12,7 +12,7 @@ import sys
 
 from . import common
 
-COMMAND_MODULES = ("registry_cmds", "verify_cmds", "provenance_cmds", "misc_cmds")
+COMMAND_MODULES = ("registry_cmds", "verify_cmds", "provenance_cmds", "misc_cmds", "schema_cmds")
 
 
 def _version() -> str:

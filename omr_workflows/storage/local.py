@@ -47,18 +47,36 @@ def _write_tmp(path: Path, data: bytes) -> Path:
     return tmp
 
 
+def _syncfs(path: Path) -> bool:
+    """Flush the whole filesystem holding `path` in one call (Linux syncfs(2)).
+
+    One syncfs before the publishing rename costs what `cp -r && sync` costs, where an fsync
+    per file costs milliseconds each for packages of many small files.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except (OSError, AttributeError):
+        return False
+    try:
+        return getattr(libc, "syncfs", None) is not None and libc.syncfs(fd) == 0
+    finally:
+        os.close(fd)
+
+
 class _SyncedFile:
-    """A write handle that fsyncs on close so a published version is durable."""
+    """A write handle for a staged file; durability comes from `_durable` before publish."""
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._f = open(path, "xb")
+        self._f = open(path, "xb", buffering=0)  # unbuffered: BufferedWriter copies large writes
         self.write = self._f.write
+        self.path = path
 
     def close(self) -> None:
         if not self._f.closed:
-            self._f.flush()
-            os.fsync(self._f.fileno())
             self._f.close()
 
     def __enter__(self):
@@ -77,11 +95,23 @@ class LocalStage(Stage):
     def open_write(self, rel: str) -> BinaryIO:
         return _SyncedFile(self.dir / rel)  # type: ignore[return-value]
 
+    def _durable(self) -> None:
+        """Every staged byte and directory entry on disk before the rename makes it visible."""
+        if not _syncfs(self.dir):
+            for sub, _dirs, files in os.walk(self.dir):
+                for name in files:
+                    fd = os.open(Path(sub) / name, os.O_RDONLY)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+        for sub, _dirs, _files in os.walk(self.dir):
+            _fsync_dir(Path(sub))
+
     def publish(self, version_key: str, manifest_name: str, manifest: bytes) -> None:
         with _SyncedFile(self.dir / manifest_name) as f:
             f.write(manifest)
-        for sub, _dirs, _files in os.walk(self.dir):
-            _fsync_dir(Path(sub))
+        self._durable()
         target = self._storage._p(version_key)
         target.parent.mkdir(parents=True, exist_ok=True)
         crash_point("publish")

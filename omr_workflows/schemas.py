@@ -1,0 +1,50 @@
+"""JSON Schemas of every file format, exported from the pydantic models (their single definition).
+
+`omrw schema --write DIR` regenerates the committed copies in `omr_workflows/schemas/`;
+a test keeps them equal to the models.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+# file format name -> "module:Model"
+FORMATS = {
+    "omr_manifest": "omr_workflows.manifest:Manifest",
+    "model_meta": "omr_workflows.meta:ModelMeta",
+    "alias": "omr_workflows.audit:AliasPointer",
+    "audit_event": "omr_workflows.audit:Event",
+    "audit_head": "omr_workflows.audit:Head",
+    "resolve_result": "omr_workflows.registry:ResolveResult",
+    "register_result": "omr_workflows.registry:RegisterResult",
+}
+
+SCHEMA_DIR = Path(__file__).parent / "schemas"
+
+
+def _model(spec: str):
+    module, name = spec.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def schema(name: str) -> dict:
+    out = _model(FORMATS[name]).model_json_schema(by_alias=True)
+    out["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    out["$id"] = f"https://omr-workflows.invalid/schemas/{name}.schema.json"
+    return out
+
+
+def render(name: str) -> str:
+    return json.dumps(schema(name), indent=2, sort_keys=True) + "\n"
+
+
+def write_all(directory: Path = SCHEMA_DIR) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name in FORMATS:
+        path = directory / f"{name}.schema.json"
+        path.write_text(render(name))
+        paths.append(path)
+    return paths

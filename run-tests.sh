@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Quick start, step 2: set up .venv (and, as root, a single-node SLURM) and run the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")"
+./scripts/setup.sh
+if [ -f .ci/install-slurm.sh ]; then
+    bash .ci/install-slurm.sh
+fi
+export PATH="$PWD/.venv/bin:$PATH"
+exec .venv/bin/python -m pytest "$@"
