@@ -153,18 +153,23 @@ def append(storage, model_key: str, build) -> Event:
 
 
 def _advance_head(storage, model_key: str, seq: int, digest: str) -> None:
-    """Move head forward only (a slower writer must not move it back)."""
-    for _ in range(100):
+    """Point head at the newest event, re-checking after each write.
+
+    A slower writer can overwrite head with an older event; because every writer looks at
+    the log again after writing, the last one to look always leaves head on the newest event.
+    """
+    for _ in range(1000):
         try:
             current = Head.model_validate_json(storage.read_bytes(head_key(model_key)))
-            if current.seq >= seq:
-                return
         except Exception:
-            pass
-        storage.write_replace(head_key(model_key), Head(seq=seq, sha256=digest).model_dump_json().encode())
-        current = Head.model_validate_json(storage.read_bytes(head_key(model_key)))
-        if current.seq >= seq:
+            current = None
+        seqs = _seqs(storage, model_key)
+        newest = seqs[-1] if seqs else seq
+        if current is not None and current.seq >= newest:
             return
+        if newest != seq:
+            seq, digest = newest, sha256_hex(storage.read_bytes(event_key(model_key, newest)))
+        storage.write_replace(head_key(model_key), Head(seq=seq, sha256=digest).model_dump_json().encode())
 
 
 def _compat_log(storage, event: Event) -> None:

@@ -75,6 +75,8 @@ def test_eight_concurrent_promotions_lose_no_event(any_registry, tmp_path):
     for before, after in zip(events, events[1:]):
         assert after["from_version"] == before["version"]
     assert reg.audit("cls", "promo")["ok"], reg.audit("cls", "promo")
+    head = json.loads(reg.storage.read_bytes(f"{model_key('cls', 'promo')}/audit/head.json"))
+    assert head["seq"] == reg.state("cls", "promo").seq  # head converged on the newest event
     assert reg.resolve("cls/promo@production").version == events[-1]["version"]
     stages = reg.state("cls", "promo").stages
     assert [v for v, s in stages.items() if s == "production"] == [events[-1]["version"]]
