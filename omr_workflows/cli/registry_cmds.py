@@ -89,7 +89,8 @@ def cmd_register(args) -> int:
             params.update(capture.load_params(args.params))
         if not args.no_provenance:
             provenance = capture.capture(code_dir=args.code_dir, datasets=args.dataset or [],
-                                         code_paths=args.code or [], data_paths=args.data or [])
+                                         code_paths=args.code or [], data_paths=args.data or [],
+                                         params_file=args.params, creator=args.actor)
     params.update(parse_kv(args.param))
     res = registry(args).register(task, model, args.version, args.artifacts, metadata=metadata, params=params,
                                   aliases=args.alias, set_latest=not args.no_latest, actor=args.actor,

@@ -1,0 +1,402 @@
+"""The run provenance report: merge run records, render JSON, a Workflow Run RO-Crate, Markdown, HTML.
+
+`collect` reads every record (runrecord.py) of a run, rejects a malformed one naming its
+file, and merges them: one entry per distinct model version used (same registry, model,
+version and package digest), keeping every record's when/where/how under `uses`. The same
+version seen with two package digests is kept as two entries and listed in `conflicts`
+(a version must never change; this is evidence that one did).
+
+Renderings, all written into OUT_DIR only after everything has been built (each file
+replaced atomically, so a failed collect writes nothing):
+
+* `omr_provenance.json` - `ProvenanceReport` (the one definition of the format);
+* `ro-crate-metadata.json` - a Workflow Run RO-Crate made with the `rocrate` library: each
+  model version a File entity (`@id` and `identifier` `omr://TASK/MODEL@VERSION`,
+  `version`, `sha256`, `contentSize`), the run one `CreateAction` with the models as
+  `object`. With `--workflow FILE|URL` the crate conforms to Process Run Crate 0.5,
+  Workflow Run Crate 0.5 and Workflow RO-Crate 1.0, and the workflow is the `mainEntity`
+  and the action's `instrument`; without it, to Process Run Crate 0.5 with `omrw` (a
+  SoftwareApplication) as the instrument, since there is no workflow to point at;
+* `omr_provenance.md`, `omr_provenance.html` - a table for engine reports (the HTML is
+  self-contained, every value escaped).
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .errors import InvalidInputError, StorageError
+from .runrecord import Job, RunRecord, parse_record
+
+SCHEMA_ID = "omr-provenance-report/1"
+REPORT_JSON = "omr_provenance.json"
+REPORT_MD = "omr_provenance.md"
+REPORT_HTML = "omr_provenance.html"
+CRATE_JSON = "ro-crate-metadata.json"
+OUTPUT_NAMES = (REPORT_JSON, REPORT_MD, REPORT_HTML, CRATE_JSON)
+
+PROCESS_RUN_CRATE = "https://w3id.org/ro/wfrun/process/0.5"
+WORKFLOW_RUN_CRATE = "https://w3id.org/ro/wfrun/workflow/0.5"
+WORKFLOW_RO_CRATE = "https://w3id.org/workflowhub/workflow-ro-crate/1.0"
+WFRUN_CONTEXT = "https://w3id.org/ro/terms/workflow-run/context"
+_STRENGTH = {"none": 0, "fast": 1, "strict": 2}
+
+
+class Use(BaseModel):
+    """One record: how, when and where one model version was used."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    record: str = Field(description="record file name")
+    kind: Literal["resolve", "verify"]
+    ref: str
+    selector_kind: str | None = None
+    file: str | None = None
+    verified: Literal["none", "fast", "strict"]
+    at: str
+    host: str
+    user: str | None = None
+    pid: int
+    cwd: str | None = None
+    engine: str
+    job: Job | None = None
+    hints: dict[str, str] = Field(default_factory=dict)
+
+
+class ModelUsage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="@id of the File entity in the RO-Crate")
+    task: str
+    model: str
+    version: str
+    digest: str
+    uri: str
+    registry: str
+    size: int | None = None
+    files: int | None = None
+    refs: list[str] = Field(description="every reference that resolved to this version")
+    verified: Literal["none", "fast", "strict"] = Field(description="strongest verification in any use")
+    first_at: str
+    last_at: str
+    uses: list[Use]
+
+
+class RunSummary(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    started_at: str | None = None
+    ended_at: str | None = None
+    records: int
+    engines: list[str] = Field(default_factory=list)
+    hosts: list[str] = Field(default_factory=list)
+    jobs: list[str] = Field(default_factory=list)
+
+
+class ProvenanceReport(BaseModel):
+    """`omr_provenance.json`."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    schema_: Literal["omr-provenance-report/1"] = Field(default=SCHEMA_ID, alias="schema")
+    generated_at: str
+    sources: list[str]
+    run: RunSummary
+    models: list[ModelUsage]
+    conflicts: list[str] = Field(default_factory=list, description="versions seen with more than one digest")
+
+
+# ------------------------------------------------------------------ reading and merging
+def record_files(sources: list[str]) -> list[Path]:
+    """Record files of each source: a folder's `*.json` (not dot-files, not our outputs) or a file."""
+    out: list[Path] = []
+    for src in sources:
+        p = Path(src)
+        if p.is_dir():
+            out.extend(sorted(f for f in p.iterdir()
+                              if f.suffix == ".json" and not f.name.startswith(".") and f.name not in OUTPUT_NAMES
+                              and f.is_file()))
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise InvalidInputError(f"run record folder {src!r} does not exist")
+    return out
+
+
+def load_records(sources: list[str]) -> list[tuple[str, RunRecord]]:
+    """Every record, validated. Raises InvalidInputError naming the first malformed file."""
+    records = []
+    for f in record_files(sources):
+        try:
+            data = f.read_bytes()
+        except OSError as e:
+            raise InvalidInputError(f"run record {str(f)!r} cannot be read: {e.strerror}") from None
+        records.append((f.name, parse_record(data, str(f))))
+    return records
+
+
+def merge(records: list[tuple[str, RunRecord]], sources: list[str]) -> ProvenanceReport:
+    """Merge records into one report (pure)."""
+    groups: dict[tuple, list[tuple[str, RunRecord]]] = {}
+    for name, rec in records:
+        groups.setdefault((rec.registry, rec.task, rec.model, rec.version, rec.digest), []).append((name, rec))
+    models: list[ModelUsage] = []
+    by_uri: dict[tuple, list[str]] = {}
+    for key in sorted(groups):
+        items = sorted(groups[key], key=lambda nr: (nr[1].at, nr[0]))
+        first = items[0][1]
+        uses = [Use(record=n, kind=r.kind, ref=r.ref, selector_kind=r.selector_kind, file=r.file,
+                    verified=r.verified, at=r.at, host=r.host, user=r.user, pid=r.pid, cwd=r.cwd,
+                    engine=r.engine, job=r.job, hints=r.hints) for n, r in items]
+        size = next((r.size for _, r in items if r.size is not None), None)
+        nfiles = next((r.files for _, r in items if r.files is not None), None)
+        models.append(ModelUsage(
+            id=first.uri, task=first.task, model=first.model, version=first.version, digest=first.digest,
+            uri=first.uri, registry=first.registry, size=size, files=nfiles,
+            refs=sorted({r.ref for _, r in items}),
+            verified=max((r.verified for _, r in items), key=_STRENGTH.__getitem__),
+            first_at=items[0][1].at, last_at=items[-1][1].at, uses=uses))
+        by_uri.setdefault((first.registry, first.uri), []).append(first.digest)
+    # The same omr:// URI from two registries (or with two digests) needs distinct @ids.
+    counts: dict[str, int] = {}
+    for m in models:
+        counts[m.uri] = counts.get(m.uri, 0) + 1
+    seen: dict[str, int] = {}
+    for m in models:
+        if counts[m.uri] > 1:
+            seen[m.uri] = seen.get(m.uri, 0) + 1
+            m.id = f"{m.uri}?digest={m.digest.split(':', 1)[1][:16]}&n={seen[m.uri]}"
+    conflicts = [f"{uri} ({registry}) seen with digests {', '.join(sorted(set(d)))}"
+                 for (registry, uri), d in sorted(by_uri.items()) if len(set(d)) > 1]
+    times = sorted(r.at for _, r in records)
+    jobs = sorted({f"{r.job.scheduler}:{r.job.id}" for _, r in records if r.job})
+    return ProvenanceReport(
+        generated_at=datetime.now(timezone.utc).isoformat(), sources=[str(s) for s in sources],
+        run=RunSummary(started_at=times[0] if times else None, ended_at=times[-1] if times else None,
+                       records=len(records), engines=sorted({r.engine for _, r in records}),
+                       hosts=sorted({r.host for _, r in records}), jobs=jobs),
+        models=models, conflicts=conflicts)
+
+
+# ------------------------------------------------------------------ RO-Crate
+def _workflow_lang(workflow: str, lang: str | None, engines: list[str]) -> str:
+    if lang:
+        return lang.lower()
+    name = os.path.basename(workflow.rstrip("/")).lower()
+    if name == "snakefile" or name.endswith(".smk"):
+        return "snakemake"
+    if name.endswith(".nf"):
+        return "nextflow"
+    if name.endswith(".cwl"):
+        return "cwl"
+    if name.endswith(".ga"):
+        return "galaxy"
+    known = [e for e in engines if e in ("snakemake", "nextflow")]
+    if len(known) == 1:
+        return known[0]
+    raise InvalidInputError(f"cannot tell the language of workflow {workflow!r}: pass --workflow-lang "
+                            f"(snakemake, nextflow, cwl, galaxy, ...)")
+
+
+def build_crate(report: ProvenanceReport, workflow: str | None = None, workflow_lang: str | None = None,
+                name: str | None = None):
+    """The Workflow Run RO-Crate of a report (a `rocrate.rocrate.ROCrate`, not yet written)."""
+    try:
+        from rocrate.model.contextentity import ContextEntity
+        from rocrate.rocrate import ROCrate
+        from rocrate.utils import is_url
+    except ImportError:
+        raise StorageError("the RO-Crate needs the rocrate package: pip install 'omr-workflows[rocrate]'") from None
+
+    crate = ROCrate(version="1.1")
+    crate.metadata.extra_contexts.append(WFRUN_CONTEXT)
+    profiles = [(PROCESS_RUN_CRATE, "Process Run Crate", "0.5")]
+    if workflow:
+        profiles += [(WORKFLOW_RUN_CRATE, "Workflow Run Crate", "0.5"), (WORKFLOW_RO_CRATE, "Workflow RO-Crate", "1.0")]
+    for pid, pname, pversion in profiles:
+        entity = crate.add(ContextEntity(crate, pid, properties={"@type": ["CreativeWork", "Profile"],
+                                                                   "name": pname, "version": pversion}))
+        crate.root_dataset.append_to("conformsTo", entity)
+    run = report.run
+    crate.name = name or "Models used by a workflow run (omr-workflows)"
+    crate.description = (f"{len(report.models)} model version(s) resolved from an omr registry in "
+                         f"{run.records} record(s), engines: {', '.join(run.engines) or '-'}")
+    crate.root_dataset["datePublished"] = report.generated_at
+
+    if workflow:
+        lang = _workflow_lang(workflow, workflow_lang, run.engines)
+        if not is_url(workflow) and not os.path.isfile(workflow):
+            raise InvalidInputError(f"workflow file {workflow!r} does not exist")
+        try:
+            if is_url(workflow):
+                instrument = crate.add_workflow(source=workflow, main=True, lang=lang)
+            else:
+                instrument = crate.add_workflow(source=workflow, dest_path=os.path.basename(workflow), main=True,
+                                                lang=lang)
+        except ValueError as e:  # rocrate: unknown language
+            raise InvalidInputError(f"--workflow-lang {lang!r}: {e}; use snakemake, nextflow, cwl, galaxy, knime, "
+                                    f"compss or autosubmit") from None
+        instrument["name"] = os.path.basename(workflow.rstrip("/"))
+    else:
+        from .cli.main import _version
+
+        instrument = crate.add(ContextEntity(crate, "#omrw", properties={
+            "@type": "SoftwareApplication", "name": "omrw (omr-workflows)", "softwareVersion": _version(),
+            "url": "https://pypi.org/project/omr-workflows/"}))
+
+    files = []
+    for m in report.models:
+        props = {
+            "name": f"{m.task}/{m.model}@{m.version}",
+            "version": m.version,
+            "identifier": m.uri,
+            "sha256": m.digest.split(":", 1)[1],
+            "description": f"package digest {m.digest} in registry {m.registry}; referenced as "
+                           f"{', '.join(m.refs)}; verified: {m.verified}",
+        }
+        if m.size is not None:
+            props["contentSize"] = str(m.size)
+        files.append(crate.add_file(source=m.id, fetch_remote=False, validate_url=False, properties=props))
+
+    hosts = ", ".join(run.hosts)
+    action_props = {
+        "@type": "CreateAction",
+        "name": f"workflow run using {len(report.models)} registry model(s)",
+        "description": f"engines: {', '.join(run.engines) or '-'}; hosts: {hosts or '-'}; "
+                       f"jobs: {', '.join(run.jobs) or '-'}",
+    }
+    if run.started_at:
+        action_props["startTime"] = run.started_at
+    if run.ended_at:
+        action_props["endTime"] = run.ended_at
+    action = crate.add_action(instrument, identifier="#omr-run", object=files, properties=action_props)
+    crate.root_dataset.append_to("mentions", action)
+    return crate
+
+
+# ------------------------------------------------------------------ Markdown and HTML
+_MD_SPECIAL = set("\\`*_[]|#!")
+
+
+def _md(value) -> str:
+    """A Markdown table cell: HTML entities for & < > (no raw tag survives), backslashes for the rest."""
+    text = " ".join(str(value if value is not None else "-").split())
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return "".join("\\" + c if c in _MD_SPECIAL else c for c in text)
+
+
+def _rows(report: ProvenanceReport) -> list[list[str]]:
+    rows = []
+    for m in report.models:
+        engines = sorted({u.engine for u in m.uses})
+        jobs = sorted({f"{u.job.scheduler}:{u.job.id}" for u in m.uses if u.job})
+        hosts = sorted({u.host for u in m.uses})
+        rows.append([f"{m.task}/{m.model}", m.version, m.digest, m.verified, ", ".join(m.refs), str(len(m.uses)),
+                     m.first_at, m.last_at, ", ".join(engines), ", ".join(jobs) or "-", ", ".join(hosts),
+                     m.registry])
+    return rows
+
+
+HEADER = ["model", "version", "digest", "verified", "refs", "uses", "first used", "last used", "engine", "jobs",
+          "hosts", "registry"]
+
+
+def render_markdown(report: ProvenanceReport) -> str:
+    run = report.run
+    lines = ["# Models used by this run", "",
+             f"{len(report.models)} model version(s), {run.records} record(s), "
+             f"{_md(run.started_at)} to {_md(run.ended_at)}.", ""]
+    lines.append("| " + " | ".join(HEADER) + " |")
+    lines.append("|" + "---|" * len(HEADER))
+    for row in _rows(report):
+        lines.append("| " + " | ".join(_md(c) for c in row) + " |")
+    if report.conflicts:
+        lines += ["", "**Conflicts** (a version seen with two digests):", ""]
+        lines += [f"- {_md(c)}" for c in report.conflicts]
+    return "\n".join(lines) + "\n"
+
+
+_CSS = ("body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}"
+        "table{border-collapse:collapse;font-size:13px}th,td{border:1px solid #ccc;padding:4px 8px;"
+        "text-align:left;vertical-align:top}th{background:#f3f3f3}td.d{font-family:monospace}"
+        ".bad{color:#a00}")
+
+
+def render_html(report: ProvenanceReport) -> str:
+    e = html.escape
+    run = report.run
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+           "<title>Models used by this run</title>", f"<style>{_CSS}</style></head><body>",
+           "<h1>Models used by this run</h1>",
+           f"<p>{len(report.models)} model version(s), {run.records} record(s), "
+           f"{e(run.started_at or '-')} to {e(run.ended_at or '-')}; engines: {e(', '.join(run.engines) or '-')}.</p>",
+           "<table><thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in HEADER) + "</tr></thead><tbody>"]
+    for row in _rows(report):
+        cells = []
+        for i, c in enumerate(row):
+            if HEADER[i] == "digest":
+                short = c.split(":", 1)[-1][:16]
+                cells.append(f'<td class="d" title="{e(c, quote=True)}">sha256:{e(short)}&hellip;</td>')
+            else:
+                cells.append(f"<td>{e(c)}</td>")
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    out.append("</tbody></table>")
+    if report.conflicts:
+        out.append('<h2 class="bad">Conflicts</h2><ul>' + "".join(f"<li>{e(c)}</li>" for c in report.conflicts)
+                   + "</ul>")
+    out.append(f"<p><small>generated {e(report.generated_at)} by omrw provenance collect</small></p>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+# ------------------------------------------------------------------ collect
+def collect(sources: list[str], out_dir: str, workflow: str | None = None, workflow_lang: str | None = None,
+            name: str | None = None, allow_empty: bool = False) -> ProvenanceReport:
+    """Merge the records of `sources` and write the four renderings into `out_dir`.
+
+    Nothing is written unless every record is valid and every rendering was built.
+    Raises InvalidInputError (malformed record, no records, bad workflow), StorageError.
+    """
+    if not sources:
+        raise InvalidInputError("give at least one run record folder")
+    records = load_records(sources)
+    if not records and not allow_empty:
+        raise InvalidInputError(f"no run records in {', '.join(repr(s) for s in sources)}; was $OMR_RUN_DIR set "
+                                f"for the jobs? (use --allow-empty for a run that resolved no model)")
+    report = merge(records, sources)
+    crate = build_crate(report, workflow=workflow, workflow_lang=workflow_lang, name=name)
+    texts = {
+        REPORT_JSON: report.model_dump_json(by_alias=True, indent=2) + "\n",
+        REPORT_MD: render_markdown(report),
+        REPORT_HTML: render_html(report),
+    }
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InvalidInputError(f"output {out_dir!r} exists and is not a folder")
+    # Stage beside the output (same filesystem, so os.replace is a rename) and create the
+    # output folder only once every file is complete.
+    anchor = out.absolute()
+    while not anchor.is_dir():
+        anchor = anchor.parent
+    try:
+        stage = Path(tempfile.mkdtemp(prefix=".omr-collect-", dir=anchor))
+        try:
+            crate.write(stage)
+            for fname, text in texts.items():
+                (stage / fname).write_text(text, encoding="utf-8")
+            out.mkdir(parents=True, exist_ok=True)
+            for f in sorted(stage.iterdir()):
+                os.replace(f, out / f.name)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+    except OSError as e:
+        raise StorageError(f"cannot write the provenance report into {out_dir!r}: {e.strerror or e}") from None
+    return report
