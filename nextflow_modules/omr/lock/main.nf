@@ -1,0 +1,37 @@
+process OMR_LOCK {
+    tag "${meta.id}"
+    label 'process_single'
+
+    conda "${moduleDir}/environment.yml"
+
+    input:
+    tuple val(meta), val(refs)
+
+    output:
+    tuple val(meta), path("${prefix}.omr.lock.json"), emit: lock
+    tuple val(meta), path("${prefix}.lock-result.json"), emit: json
+    tuple val("${task.process}"), val('omrw'), eval('omrw --version | sed "s/omrw //"'), topic: versions, emit: versions_omrw
+
+    when:
+    task.ext.when == null || task.ext.when
+
+    script:
+    def args = task.ext.args ?: ''
+    prefix = task.ext.prefix ?: "${meta.id}"
+    """
+    export OMR_ENGINE=nextflow
+    omrw lock \\
+        ${refs.join(' ')} \\
+        -o ${prefix}.omr.lock.json \\
+        --json \\
+        ${args} \\
+        > ${prefix}.lock-result.json
+    """
+
+    stub:
+    prefix = task.ext.prefix ?: "${meta.id}"
+    """
+    echo '{"stub": true, "models": []}' > ${prefix}.omr.lock.json
+    echo '{"stub": true}' > ${prefix}.lock-result.json
+    """
+}

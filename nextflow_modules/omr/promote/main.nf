@@ -1,0 +1,35 @@
+process OMR_PROMOTE {
+    tag "${meta.id}"
+    label 'process_single'
+
+    conda "${moduleDir}/environment.yml"
+
+    input:
+    tuple val(meta), val(ref), val(alias)
+
+    output:
+    tuple val(meta), path("${prefix}.promote.json"), emit: json
+    tuple val("${task.process}"), val('omrw'), eval('omrw --version | sed "s/omrw //"'), topic: versions, emit: versions_omrw
+
+    when:
+    task.ext.when == null || task.ext.when
+
+    script:
+    def args = task.ext.args ?: ''
+    prefix = task.ext.prefix ?: "${meta.id}"
+    """
+    export OMR_ENGINE=nextflow
+    omrw promote \\
+        '${ref}' \\
+        --to '${alias}' \\
+        --json \\
+        ${args} \\
+        > ${prefix}.promote.json
+    """
+
+    stub:
+    prefix = task.ext.prefix ?: "${meta.id}"
+    """
+    echo '{"kind": "promote", "alias": "${alias}", "ref": "${ref}", "stub": true}' > ${prefix}.promote.json
+    """
+}

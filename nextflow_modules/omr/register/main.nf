@@ -1,0 +1,36 @@
+process OMR_REGISTER {
+    tag "${meta.id}"
+    label 'process_single'
+
+    conda "${moduleDir}/environment.yml"
+
+    input:
+    tuple val(meta), val(model), val(version), path(artifacts)
+
+    output:
+    tuple val(meta), path("${prefix}.register.json"), emit: json
+    tuple val("${task.process}"), val('omrw'), eval('omrw --version | sed "s/omrw //"'), topic: versions, emit: versions_omrw
+
+    when:
+    task.ext.when == null || task.ext.when
+
+    script:
+    def args = task.ext.args ?: ''
+    prefix = task.ext.prefix ?: "${meta.id}"
+    """
+    export OMR_ENGINE=nextflow
+    omrw register \\
+        '${model}' \\
+        --version '${version}' \\
+        --artifacts ${artifacts} \\
+        --json \\
+        ${args} \\
+        > ${prefix}.register.json
+    """
+
+    stub:
+    prefix = task.ext.prefix ?: "${meta.id}"
+    """
+    echo '{"ok": true, "task": "stub", "model_name": "stub", "version": "${version}", "digest": "sha256:0000000000000000000000000000000000000000000000000000000000000000", "uri": "omr://${model}@${version}", "stub": true}' > ${prefix}.register.json
+    """
+}
