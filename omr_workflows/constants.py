@@ -27,7 +27,24 @@ OMNIBIOAI_REQUIRED_FILES = (
     "sha256sums.txt",
 )
 
-CHUNK_SIZE = 64 * 1024 * 1024     # fast-mode chunk hashing unit for large files
+def _chunk_size() -> int:
+    """Fast-mode chunk size for new registrations (OMR_CHUNK_SIZE bytes, default 64 MiB).
+
+    Recorded in each manifest, so changing it never affects existing versions; tests use
+    small chunks to exercise multi-chunk files cheaply.
+    """
+    raw = os.environ.get("OMR_CHUNK_SIZE", "").strip()
+    if not raw:
+        return 64 * 1024 * 1024
+    if not raw.isdigit() or int(raw) < 4096:
+        import sys
+
+        sys.stderr.write(f"omrw: error: invalid OMR_CHUNK_SIZE {raw!r}: use an integer >= 4096\n")
+        raise SystemExit(2)
+    return int(raw)
+
+
+CHUNK_SIZE = _chunk_size()         # fast-mode chunk hashing unit for large files
 IO_BUFFER = 4 * 1024 * 1024
 
 ENV_REGISTRY = "OMR_REGISTRY"

@@ -324,22 +324,6 @@ class Registry:
         ev = self.register_event(task, model, version)
         return (ev.digest, ev.meta_sha256) if ev else (None, None)
 
-    def manifest_problems(self, task: str, model: str, version: str, event: audit.Event | None = None) -> list:
-        """The manifest's exact bytes against the sha256 recorded at registration.
-
-        The package digest covers only the content part; this catches an edit anywhere else
-        in the manifest (sidecar entries, created_at, data_dir).
-        """
-        from .verify.check import Problem
-
-        event = event or self.register_event(task, model, version)
-        if event is None or not event.manifest_sha256:
-            return []
-        raw = self.storage.read_bytes(f"{version_key(task, model, version)}/{MANIFEST_NAME}")
-        if sha256_hex(raw) != event.manifest_sha256:
-            return [Problem(MANIFEST_NAME, "manifest", "bytes differ from those recorded at registration (edited)")]
-        return []
-
     def verify_version(self, task: str, model: str, version: str, mode: str,
                        manifest: Manifest | None = None, sums: dict | None = None) -> None:
         """Raise IntegrityError listing every bad file of one version."""
@@ -351,10 +335,13 @@ class Registry:
             raise_problems(what, _check_legacy(self.storage, vkey, sums))
             return
         event = self.register_event(task, model, version)
-        problems = self.manifest_problems(task, model, version, event)
-        problems += check_version(self.storage, vkey, manifest, mode, event.digest if event else None,
-                                  event.meta_sha256 if event else None)
-        raise_problems(what, problems)
+        raise_problems(what, check_version(
+            self.storage, vkey, manifest, mode,
+            expected_digest=event.digest if event else None,
+            expected_meta_sha256=event.meta_sha256 if event else None,
+            # The package digest covers only content; the manifest's exact bytes, recorded at
+            # registration, catch an edit anywhere else in it (sidecars, created_at, data_dir).
+            expected_manifest_sha256=event.manifest_sha256 if event else None))
 
     def _materialize(self, task: str, model: str, version: str, manifest: Manifest) -> Path:
         """Copy a remote version into the local cache once, checking sha256 on the way."""

@@ -4,17 +4,18 @@
 truncation and bit rot, not a deliberate attacker. `strict`: sha256 of every file, and the
 manifest against the package digest recorded in the audit log: catches tampering.
 Both modes report every problem, not the first, and an unexpected extra file.
+
+This is the verification engine of `omrw verify` (plan.py + run.py) run as a single shard
+over one version, so both paths agree on what counts as a problem.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
-import xxhash
-
-from ..constants import IO_BUFFER, MANIFEST_NAME, REMOTE_DATA_DIR
+from ..constants import MANIFEST_NAME
 from ..errors import IntegrityError, NotFoundError
+from ..hashing import sha256_hex
 
 MODES = ("fast", "strict")
 
@@ -22,87 +23,40 @@ MODES = ("fast", "strict")
 @dataclass(frozen=True)
 class Problem:
     path: str
-    kind: str  # missing | size | hash | extra | manifest | unlisted
+    kind: str  # missing | size | hash | extra | manifest | error
     detail: str
 
     def __str__(self) -> str:
         return f"{self.path}: {self.detail}"
 
 
-def check_file(storage, key: str, entry, mode: str, chunk_size: int) -> Problem | None:
-    """Check one file against its manifest entry, reading it once."""
-    try:
-        f = storage.open_read(key)
-    except NotFoundError:
-        return Problem(entry.path, "missing", "missing")
-    with f:
-        sha = hashlib.sha256() if mode == "strict" else None
-        whole = xxhash.xxh3_128() if mode == "fast" else None
-        chunk = xxhash.xxh3_128()
-        fill, chunks, size = 0, [], 0
-        buf = bytearray(min(IO_BUFFER, max(chunk_size, 1)))
-        while True:
-            n = f.readinto(buf) if hasattr(f, "readinto") else None
-            if n is None:
-                data = f.read(len(buf))
-                n = len(data)
-                buf[:n] = data
-            if not n:
-                break
-            view = memoryview(buf)[:n]
-            size += n
-            if sha is not None:
-                sha.update(view)
-            elif entry.chunks:
-                while len(view):
-                    take = min(len(view), chunk_size - fill)
-                    chunk.update(view[:take])
-                    fill += take
-                    view = view[take:]
-                    if fill == chunk_size:
-                        chunks.append(chunk.hexdigest())
-                        chunk, fill = xxhash.xxh3_128(), 0
-            else:
-                whole.update(view)
-    if size != entry.size:
-        return Problem(entry.path, "size", f"size {size} != recorded {entry.size} (truncated or extended)")
-    if sha is not None:
-        if sha.hexdigest() != entry.sha256:
-            return Problem(entry.path, "hash", "sha256 mismatch")
-    elif entry.chunks:
-        if fill:
-            chunks.append(chunk.hexdigest())
-        bad = [i for i, (a, b) in enumerate(zip(chunks, entry.chunks)) if a != b]
-        if bad or len(chunks) != len(entry.chunks):
-            return Problem(entry.path, "hash", f"xxh3-128 mismatch in chunk(s) {bad}")
-    elif whole.hexdigest() != entry.xxh3:
-        return Problem(entry.path, "hash", "xxh3-128 mismatch")
-    return None
-
-
 def check_version(storage, version_key: str, manifest, mode: str, expected_digest: str | None,
-                  expected_meta_sha256: str | None = None) -> list[Problem]:
-    """Every problem of one published version; [] when it verifies."""
+                  expected_meta_sha256: str | None = None, expected_manifest_sha256: str | None = None,
+                  jobs: int | None = None) -> list[Problem]:
+    """Every problem of one published version; [] when it verifies.
+
+    `expected_*` come from the register audit event. A version without one (its register
+    was killed between publishing and logging) is checked against its own manifest, and
+    the report's note says the manifest itself is unanchored.
+    """
+    from .plan import VersionInput, make_plan
+    from .run import default_jobs, run_units
+
+    try:
+        raw_sha = sha256_hex(storage.read_bytes(f"{version_key}/{MANIFEST_NAME}"))
+    except NotFoundError:
+        return [Problem(MANIFEST_NAME, "missing", "missing (deleted)")]
+    v = VersionInput(task=manifest.task, model=manifest.model, version=manifest.version, key=version_key,
+                     manifest=manifest, manifest_sha256=raw_sha, recorded_digest=expected_digest,
+                     recorded_meta_sha256=expected_meta_sha256, recorded_manifest_sha256=expected_manifest_sha256)
+    plan = make_plan([v], registry=storage.url, selection=[v.ref], mode=mode, shards=1)
+    results = run_units(storage, plan.units, jobs or default_jobs())
     problems: list[Problem] = []
-    if expected_digest and manifest.digest != expected_digest:
-        problems.append(Problem(MANIFEST_NAME, "manifest",
-                                f"package digest {manifest.digest} != recorded {expected_digest} (manifest edited)"))
-    base = f"{version_key}/{manifest.data_dir}" if manifest.data_dir else version_key
-    chunk_size = manifest.content.chunk_size
-    for entry in manifest.all_files():
-        p = check_file(storage, f"{base}/{entry.path}", entry, mode, chunk_size)
-        if p:
-            problems.append(p)
-    if mode == "strict" and expected_meta_sha256:
-        meta = manifest.entry("model_meta.json")
-        if meta is not None and meta.sha256 != expected_meta_sha256:
-            problems.append(Problem("model_meta.json", "manifest",
-                                    "sha256 differs from the one recorded at registration"))
-    listed = {e.path for e in manifest.all_files()} | {MANIFEST_NAME}
-    for rel, _size in storage.walk(base):
-        if rel.startswith(REMOTE_DATA_DIR + "/") or rel in listed:
-            continue
-        problems.append(Problem(rel, "extra", "unexpected file not in the manifest"))
+    for r in results:
+        for issue in r.issues:
+            p = Problem(issue.path, issue.kind, issue.detail)
+            if p not in problems:
+                problems.append(p)
     return problems
 
 
