@@ -8,6 +8,7 @@ pass --debug for a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import common
@@ -60,6 +61,8 @@ def _fail(message: str, code: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # pydantic looks for plugins through importlib.metadata (~10 ms per start); the CLI uses none.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     from ..constants import debug_enabled
     from ..errors import OmrError
 
