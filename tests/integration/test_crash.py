@@ -66,7 +66,8 @@ def _check_recovers(registry: str, src: Path) -> None:
 @pytest.mark.parametrize("step", ["copy", "sidecars", "publish"])
 def test_injected_kill_at_each_step(any_registry, tmp_path, step):
     src = _big_artifacts(tmp_path / "src")
-    for _ in range(3):
+    # 3 kills per step locally (+14 random kills below: 23 trials); 2 per step on S3.
+    for _ in range(3 if "://" not in any_registry else 2):
         p = _register(any_registry, src, {"OMR_FAULT_CRASH_AT": step})
         assert p.wait(timeout=120) == -signal.SIGKILL
         assert _debris(any_registry), f"a kill at {step} should leave staging debris for gc"
