@@ -1,0 +1,193 @@
+# omr rule library: resolve, fetch, verify (scattered), register, promote, lock, provenance.
+#
+# Use it either way (settings: schemas/config.schema.yaml, read from config["omr"] if present):
+#
+#   include: "/path/to/snakemake_rules/omr.smk"
+#
+#   module omr:
+#       snakefile: "/path/to/snakemake_rules/omr.smk"    # `omrw components snakemake` prints the folder
+#       config: config["omr"]
+#   use rule * from omr                                  # (`as omr_*` works too: omr_omr_* names)
+#
+# The rules carry their omr_ prefix themselves, so both ways give the same names. (A computed
+# `name:` directive could drop the prefix under `module`, but how Snakemake combines `name:`
+# with `use rule ... as` differs between 9.x releases.)
+# With `use rule *`, mark your own main rule `default_target: True`: this library's main
+# rule (omr_all) is a default target too, and the last one declared wins.
+#
+# Rules (NAME is a key of `models`, `register` or `promote`):
+#   omr_all                                   the `targets` of the config (default: fetch + provenance)
+#   omr_resolve   OUTDIR/resolved/NAME.json   what the reference resolves to (reruns when the alias moves)
+#   omr_fetch     OUTDIR/models/NAME/         a verified local copy of that exact version
+#   omr_verify_shard / omr_verify_merge       verification split into `scattergather` shards
+#                 OUTDIR/verify/report.json   (--set-scatter omr_verify=N sets the shard count)
+#   omr_register  OUTDIR/registered/NAME.json register an artifact folder made by your training rule
+#   omr_promote   OUTDIR/promoted/NAME.json   move an alias to it (audited)
+#   omr_lock      the lock file               pin the models (config `lock`)
+#   omr_provenance OUTDIR/provenance/         pinned-models table (in the Snakemake report) + RO-Crate
+
+
+include: "common.smk"
+
+
+scattergather:
+    omr_verify=OMR_CONFIG["scatter"],
+
+
+rule omr_all:
+    default_target: True
+    localrule: True
+    input:
+        omr_all_inputs(),
+
+
+rule omr_resolve:
+    localrule: True
+    input:
+        lock=[omr_lock_file()] if OMR_LOCK else [],
+    output:
+        json=f"{OMR_OUTDIR}/resolved/{{name}}.json",
+        records=directory(f"{OMR_OUTDIR}/provenance/records/resolve-{{name}}"),
+    wildcard_constraints:
+        name=_omr_names_regex(OMR_MODELS),
+    log:
+        f"{OMR_OUTDIR}/logs/resolve/{{name}}.log",
+    params:
+        ref=lambda wc: OMR_MODELS[wc.name],
+        pin=lambda wc: omr_pin(wc.name),
+        verify=OMR_CONFIG["verify"],
+        registry=OMR_CONFIG["registry"],
+    wrapper:
+        omr_wrapper("resolve")
+
+
+rule omr_fetch:
+    localrule: True
+    input:
+        resolved=f"{OMR_OUTDIR}/resolved/{{name}}.json",
+    output:
+        model=directory(f"{OMR_OUTDIR}/models/{{name}}"),
+        records=directory(f"{OMR_OUTDIR}/provenance/records/fetch-{{name}}"),
+    wildcard_constraints:
+        name=_omr_names_regex(OMR_MODELS),
+    log:
+        f"{OMR_OUTDIR}/logs/fetch/{{name}}.log",
+    params:
+        verify=OMR_CONFIG["verify"],
+        link=OMR_CONFIG["fetch_link"],
+        registry=OMR_CONFIG["registry"],
+    wrapper:
+        omr_wrapper("fetch")
+
+
+rule omr_verify_shard:
+    output:
+        report=f"{OMR_OUTDIR}/verify/shards/{{scatteritem}}.json",
+        records=directory(f"{OMR_OUTDIR}/verify/records/{{scatteritem}}"),
+    log:
+        f"{OMR_OUTDIR}/logs/verify/{{scatteritem}}.log",
+    threads: OMR_CONFIG["verification"]["jobs"]
+    params:
+        all=lambda wc: omr_verify_selection()["all"],
+        refs=lambda wc: omr_verify_selection()["refs"],
+        mode=OMR_CONFIG["verification"]["mode"],
+        shard=lambda wc: wc.scatteritem.replace("-of-", "/"),
+        registry=OMR_CONFIG["registry"],
+    wrapper:
+        omr_wrapper("verify")
+
+
+rule omr_verify_merge:
+    localrule: True
+    input:
+        gather.omr_verify(f"{OMR_OUTDIR}/verify/shards/{{scatteritem}}.json"),
+    output:
+        report=f"{OMR_OUTDIR}/verify/report.json",
+    log:
+        f"{OMR_OUTDIR}/logs/verify/merge.log",
+    params:
+        registry=OMR_CONFIG["registry"],
+    wrapper:
+        omr_wrapper("verify_merge")
+
+
+rule omr_register:
+    localrule: True
+    input:
+        artifacts=lambda wc: OMR_REGISTER[wc.name]["artifacts"],
+        metadata=lambda wc: OMR_REGISTER[wc.name].get("metadata") or [],
+    output:
+        json=f"{OMR_OUTDIR}/registered/{{name}}.json",
+    wildcard_constraints:
+        name=_omr_names_regex(OMR_REGISTER),
+    log:
+        f"{OMR_OUTDIR}/logs/register/{{name}}.log",
+    params:
+        model=lambda wc: OMR_REGISTER[wc.name]["model"],
+        version=lambda wc: OMR_REGISTER[wc.name]["version"],
+        aliases=lambda wc: OMR_REGISTER[wc.name].get("aliases", []),
+        hyperparams=lambda wc: OMR_REGISTER[wc.name].get("hyperparams", {}),
+        datasets=lambda wc: OMR_REGISTER[wc.name].get("datasets", []),
+        reason=lambda wc: OMR_REGISTER[wc.name].get("reason"),
+        code_dir=lambda wc: OMR_REGISTER[wc.name].get("code_dir"),
+        extra=lambda wc: "--no-provenance" if OMR_REGISTER[wc.name].get("no_provenance") else "",
+        registry=OMR_CONFIG["registry"],
+    wrapper:
+        omr_wrapper("register")
+
+
+rule omr_promote:
+    localrule: True
+    input:
+        registered=lambda wc: [omr_registered(wc.name)] if wc.name in OMR_REGISTER else [],
+    output:
+        json=f"{OMR_OUTDIR}/promoted/{{name}}.json",
+    wildcard_constraints:
+        name=_omr_names_regex(OMR_PROMOTE),
+    log:
+        f"{OMR_OUTDIR}/logs/promote/{{name}}.log",
+    params:
+        ref=lambda wc: OMR_PROMOTE[wc.name].get("ref"),
+        to=lambda wc: OMR_PROMOTE[wc.name]["to"],
+        reason=lambda wc: OMR_PROMOTE[wc.name].get("reason"),
+        demote_to=lambda wc: OMR_PROMOTE[wc.name].get("demote_to"),
+        registry=OMR_CONFIG["registry"],
+    wrapper:
+        omr_wrapper("promote")
+
+
+rule omr_lock:
+    localrule: True
+    output:
+        lock=omr_lock_file(),
+    log:
+        f"{OMR_OUTDIR}/logs/lock.log",
+    params:
+        refs=sorted(set(OMR_MODELS.values())),
+        registry=OMR_CONFIG["registry"],
+    wrapper:
+        omr_wrapper("lock")
+
+
+rule omr_provenance:
+    localrule: True
+    input:
+        records=[_omr_records("resolve", n) for n in OMR_MODELS]
+        + ([_omr_records("fetch", n) for n in OMR_MODELS] if OMR_CONFIG["fetch"] else []),
+    output:
+        html=report(
+            omr_provenance_html(),
+            category="Provenance",
+            caption="report/pinned_models.rst",
+            labels={"table": "pinned models"},
+        ),
+        md=f"{OMR_OUTDIR}/provenance/omr_provenance.md",
+        json=f"{OMR_OUTDIR}/provenance/omr_provenance.json",
+        crate=f"{OMR_OUTDIR}/provenance/ro-crate-metadata.json",
+    log:
+        f"{OMR_OUTDIR}/logs/provenance.log",
+    params:
+        workflow=workflow.main_snakefile,
+        registry=OMR_CONFIG["registry"],
+    wrapper:
+        omr_wrapper("provenance")
