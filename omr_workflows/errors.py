@@ -50,3 +50,11 @@ class StorageError(OmrError, OSError):
     """The storage backend failed (I/O, permissions, network, missing extra)."""
 
     exit_code = 5
+
+
+def validation_detail(exc: Exception) -> str:
+    """The first field and message of a pydantic ValidationError on one line (for one-line errors)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    if len(lines) > 2:
+        return f"{lines[1]}: {lines[2]}"
+    return lines[0] if lines else type(exc).__name__

@@ -26,7 +26,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError
+from .errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError, validation_detail
 from .refs import Ref, parse_ref
 
 SCHEMA_ID = "omr-lock/1"
@@ -141,9 +141,7 @@ def read_lock(path: str | os.PathLike) -> LockFile:
     try:
         return LockFile.model_validate_json(data)
     except Exception as e:
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-        detail = " ".join(lines[1:3]) if len(lines) > 1 else (lines[0] if lines else type(e).__name__)
-        raise InvalidInputError(f"lock file {path!r} is not a valid omr lock file: {detail}") from None
+        raise InvalidInputError(f"lock file {path!r} is not a valid omr lock file: {validation_detail(e)}") from None
 
 
 def write_atomic(path: str | os.PathLike, data: bytes) -> None:

@@ -23,7 +23,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .constants import CHUNK_SIZE, MANIFEST_NAME, META_NAME, SHA256SUMS_NAME
-from .errors import IntegrityError, InvalidInputError
+from .errors import IntegrityError, InvalidInputError, validation_detail
 from .hashing import sha256_hex
 from .names import check_relpath
 
@@ -112,8 +112,7 @@ def parse_manifest(data: bytes, where: str = MANIFEST_NAME) -> Manifest:
     try:
         return Manifest.model_validate_json(data)
     except Exception as e:
-        first = str(e).splitlines()
-        detail = first[2].strip() if len(first) > 2 else (first[0] if first else "")
+        detail = validation_detail(e)
         if "unsafe" in str(e):
             raise InvalidInputError(f"{where}: unsafe path in manifest: {detail}") from None
         raise IntegrityError(f"{where}: manifest is damaged or invalid ({detail})", obj=where) from None

@@ -21,7 +21,7 @@ from typing import Any, Literal, Mapping
 from pydantic import BaseModel, ConfigDict, Field
 
 from .constants import MANIFEST_NAME
-from .errors import InvalidInputError, StorageError
+from .errors import InvalidInputError, StorageError, validation_detail
 
 SCHEMA_ID = "omr-run-record/1"
 HINT_VARS = ("NXF_TASK_WORKDIR", "NXF_WORK", "NXF_TASK_NAME", "SNAKEMAKE_PROFILE")
@@ -182,6 +182,4 @@ def parse_record(data: bytes, where: str) -> RunRecord:
     try:
         return RunRecord.model_validate_json(data)
     except Exception as e:
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-        detail = ": ".join(lines[1:3]) if len(lines) > 1 else (lines[0] if lines else type(e).__name__)
-        raise InvalidInputError(f"run record {where!r} is malformed: {detail}") from None
+        raise InvalidInputError(f"run record {where!r} is malformed: {validation_detail(e)}") from None

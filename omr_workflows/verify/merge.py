@@ -31,7 +31,7 @@ import socket
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import IntegrityError, InvalidInputError
+from ..errors import IntegrityError, InvalidInputError, validation_detail
 from .plan import versions_digest
 from .report import (
     MergedReport,
@@ -55,9 +55,7 @@ def load_report(path: str) -> ShardReport:
     try:
         return ShardReport.model_validate_json(data)
     except Exception as e:
-        first = str(e).splitlines()
-        detail = first[2].strip() if len(first) > 2 else (first[0] if first else "")
-        raise InvalidInputError(f"report {path!r} is not an omrw shard report ({detail})") from None
+        raise InvalidInputError(f"report {path!r} is not an omrw shard report ({validation_detail(e)})") from None
 
 
 def _ok_claim_problem(u) -> str | None:
