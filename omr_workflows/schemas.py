@@ -19,6 +19,13 @@ FORMATS = {
     "audit_head": "omr_workflows.audit:Head",
     "resolve_result": "omr_workflows.registry:ResolveResult",
     "register_result": "omr_workflows.registry:RegisterResult",
+    "provenance": "omr_workflows.capture:Provenance",
+    "lock": "omr_workflows.lockfile:LockFile",
+    "run_record": "omr_workflows.runrecord:RunRecord",
+    "provenance_report": "omr_workflows.provenance:ProvenanceReport",
+    "verify_plan": "omr_workflows.verify.report:Plan",
+    "verify_shard_report": "omr_workflows.verify.report:ShardReport",
+    "verify_merged_report": "omr_workflows.verify.report:MergedReport",
 }
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
