@@ -10,7 +10,7 @@ import json
 import os
 import stat
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
@@ -94,18 +94,17 @@ def version_key(task: str, model: str, version: str) -> str:
     return f"{model_key(task, model)}/versions/{version}"
 
 
-def _legacy_manifest(storage: Storage, vkey: str, task: str, model: str, version: str) -> Manifest | None:
-    """A manifest for a version written by omnibioai-model-registry, from its sha256sums.txt.
+def _legacy_sums(storage: Storage, vkey: str, task: str, model: str, version: str) -> dict[str, str] | None:
+    """{path: sha256} of a version written by omnibioai-model-registry (its sha256sums.txt).
 
     Such versions record only sha256 of a fixed list of files; sizes and xxh3 are not
-    recorded, so fast verification of them falls back to sha256.
+    recorded, so fast verification of them falls back to sha256. None without the file.
     """
     try:
         text = storage.read_bytes(f"{vkey}/{SHA256SUMS_NAME}").decode("utf-8", "replace")
     except NotFoundError:
         return None
-    sums = parse_sha256sums(text, f"{task}/{model}@{version}/{SHA256SUMS_NAME}")
-    return sums  # type: ignore[return-value]
+    return parse_sha256sums(text, f"{task}/{model}@{version}/{SHA256SUMS_NAME}")
 
 
 class Registry:
@@ -227,7 +226,7 @@ class Registry:
             data = self.storage.read_bytes(f"{vkey}/{MANIFEST_NAME}")
         except NotFoundError:
             if self.storage.is_local and self.storage.isdir(vkey):
-                sums = _legacy_manifest(self.storage, vkey, task, model, version)
+                sums = _legacy_sums(self.storage, vkey, task, model, version)
                 if sums is not None:
                     return None, sums
                 raise IntegrityError(f"{task}/{model}@{version}: has neither {MANIFEST_NAME} nor {SHA256SUMS_NAME}",
@@ -298,7 +297,7 @@ class Registry:
             raise NotFoundError(f"{r}: no file {r.file!r} in version {version}; run `omrw show {r.model_key}@{version}`",
                                 obj=str(r))
         if verify != "none":
-            self.verify_version(r.task, r.model, version, verify, manifest=manifest, sums=sums)
+            self.verify_version(r.task, r.model, version, verify)
         path = self.storage.local_path(vkey)
         if path is None:
             path = self._materialize(r.task, r.model, version, manifest) if materialize else None
@@ -312,36 +311,9 @@ class Registry:
             alias_event_seq=pointer.event_seq if pointer else None,
         )
 
-    def register_event(self, task: str, model: str, version: str) -> audit.Event | None:
-        """The audit event that registered `version` (None for omnibioai-written versions)."""
-        for ev, _h in reversed(audit.load_events(self.storage, model_key(task, model))):
-            if ev.kind == "register" and ev.version == version:
-                return ev
-        return None
-
-    def recorded(self, task: str, model: str, version: str) -> tuple[str | None, str | None]:
-        """(package digest, model_meta sha256) recorded by the register event, if any."""
-        ev = self.register_event(task, model, version)
-        return (ev.digest, ev.meta_sha256) if ev else (None, None)
-
-    def verify_version(self, task: str, model: str, version: str, mode: str,
-                       manifest: Manifest | None = None, sums: dict | None = None) -> None:
-        """Raise IntegrityError listing every bad file of one version."""
-        if manifest is None and sums is None:
-            manifest, sums = self.manifest(task, model, version)
-        vkey = version_key(task, model, version)
-        what = f"{task}/{model}@{version}"
-        if manifest is None:
-            raise_problems(what, _check_legacy(self.storage, vkey, sums))
-            return
-        event = self.register_event(task, model, version)
-        raise_problems(what, check_version(
-            self.storage, vkey, manifest, mode,
-            expected_digest=event.digest if event else None,
-            expected_meta_sha256=event.meta_sha256 if event else None,
-            # The package digest covers only content; the manifest's exact bytes, recorded at
-            # registration, catch an edit anywhere else in it (sidecars, created_at, data_dir).
-            expected_manifest_sha256=event.manifest_sha256 if event else None))
+    def verify_version(self, task: str, model: str, version: str, mode: str) -> None:
+        """Raise IntegrityError listing every bad file of one version (the `omrw verify` engine)."""
+        raise_problems(f"{task}/{model}@{version}", check_version(self, task, model, version, mode))
 
     def _materialize(self, task: str, model: str, version: str, manifest: Manifest) -> Path:
         """Copy a remote version into the local cache once, checking sha256 on the way."""
@@ -666,20 +638,3 @@ def _register_event(last, task, model, version, digest, meta_sha, manifest_sha, 
                 digest=digest, meta_sha256=meta_sha, manifest_sha256=manifest_sha, actor=actor, reason=reason or "register",
                 ts_utc=audit.now_utc_iso(), aliases=state, stages=dict(last.stages) if last else {},
                 digests={v: d for v, d in digests.items() if v in live})
-
-
-def _check_legacy(storage, vkey: str, sums: dict) -> list:
-    from .hashing import hash_stream
-    from .verify.check import Problem
-
-    problems = []
-    for rel, expected in sorted(sums.items()):
-        try:
-            with storage.open_read(f"{vkey}/{rel}") as f:
-                got = hash_stream(f).sha256
-        except NotFoundError:
-            problems.append(Problem(rel, "missing", "missing"))
-            continue
-        if got != expected:
-            problems.append(Problem(rel, "hash", "sha256 mismatch"))
-    return problems

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 
 from ..errors import IntegrityError, InvalidInputError
 from .common import emit, parse_duration, parse_kv, read_json_file, record_provenance, registry

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..constants import MANIFEST_NAME
-from ..errors import IntegrityError, NotFoundError
-from ..hashing import sha256_hex
+from ..errors import IntegrityError
 
 MODES = ("fast", "strict")
 
@@ -30,29 +28,21 @@ class Problem:
         return f"{self.path}: {self.detail}"
 
 
-def check_version(storage, version_key: str, manifest, mode: str, expected_digest: str | None,
-                  expected_meta_sha256: str | None = None, expected_manifest_sha256: str | None = None,
-                  jobs: int | None = None) -> list[Problem]:
-    """Every problem of one published version; [] when it verifies.
+def check_version(reg, task: str, model: str, version: str, mode: str, jobs: int | None = None) -> list[Problem]:
+    """Every problem of one published version (ours or omnibioai's); [] when it verifies.
 
-    `expected_*` come from the register audit event. A version without one (its register
-    was killed between publishing and logging) is checked against its own manifest, and
-    the report's note says the manifest itself is unanchored.
+    The expected digests come from the register audit event, read by the same `gather`
+    step `omrw verify` uses. A version without one (its register was killed between
+    publishing and logging) is checked against its own manifest, and the report's note
+    says the manifest itself is unanchored.
     """
-    from .plan import VersionInput, make_plan
-    from .run import default_jobs, run_units
+    from .plan import make_plan
+    from .run import default_jobs, gather, run_units
 
-    try:
-        raw_sha = sha256_hex(storage.read_bytes(f"{version_key}/{MANIFEST_NAME}"))
-    except NotFoundError:
-        return [Problem(MANIFEST_NAME, "missing", "missing (deleted)")]
-    v = VersionInput(task=manifest.task, model=manifest.model, version=manifest.version, key=version_key,
-                     manifest=manifest, manifest_sha256=raw_sha, recorded_digest=expected_digest,
-                     recorded_meta_sha256=expected_meta_sha256, recorded_manifest_sha256=expected_manifest_sha256)
-    plan = make_plan([v], registry=storage.url, selection=[v.ref], mode=mode, shards=1)
-    results = run_units(storage, plan.units, jobs or default_jobs())
+    [v] = gather(reg, [(task, model, version)])
+    plan = make_plan([v], registry=reg.url, selection=[v.ref], mode=mode, shards=1)
     problems: list[Problem] = []
-    for r in results:
+    for r in run_units(reg.storage, plan.units, jobs or default_jobs()):
         for issue in r.issues:
             p = Problem(issue.path, issue.kind, issue.detail)
             if p not in problems:

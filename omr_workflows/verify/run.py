@@ -98,8 +98,8 @@ def select(reg, refs: Sequence[str] = (), all_versions: bool = False,
 def _register_events(storage, task: str, model: str) -> tuple[dict, str | None]:
     """version -> its register event, for every version of a model at once.
 
-    Same answer as Registry.recorded() per version (the last register event wins), but
-    the model's log is read once instead of once per version.
+    The last register event of a version wins; the model's log is read once for all of
+    its versions.
     """
     from ..registry import model_key
 
