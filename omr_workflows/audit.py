@@ -266,7 +266,7 @@ def check_chain(storage, model_key: str) -> list[str]:
         if head.seq not in seqs:
             problems.append(f"{model_key}: audit event {head.seq} (the head) is missing")
         else:
-            _ev, data = read_event(storage, model_key, head.seq) if head.seq in seqs else (None, b"")
+            _ev, data = read_event(storage, model_key, head.seq)
             if sha256_hex(data) != head.sha256:
                 problems.append(f"{model_key}: audit event {head.seq} was edited (head records another hash)")
         if seqs and head.seq < seqs[-1] - 64:

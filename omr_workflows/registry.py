@@ -289,7 +289,7 @@ class Registry:
             digest = manifest.digest
             files = {e.path for e in manifest.all_files()}
         else:
-            digest = "sha256:" + hash_bytes(self.storage.read_bytes(f"{vkey}/{SHA256SUMS_NAME}")).sha256
+            digest = "sha256:" + sha256_hex(self.storage.read_bytes(f"{vkey}/{SHA256SUMS_NAME}"))
             files = set(sums) | {SHA256SUMS_NAME}
         if kind == "digest" and digest != r.selector:
             raise IntegrityError(f"{r}: version {version} has digest {digest}, not the one asked for", obj=str(r))
