@@ -311,6 +311,13 @@ class Registry:
             alias_event_seq=pointer.event_seq if pointer else None,
         )
 
+    def recorded(self, task: str, model: str, version: str) -> tuple[str | None, str | None]:
+        """(package digest, model_meta sha256) recorded by the register event, if any."""
+        for ev, _h in reversed(audit.load_events(self.storage, model_key(task, model))):
+            if ev.kind == "register" and ev.version == version:
+                return ev.digest, ev.meta_sha256
+        return None, None
+
     def verify_version(self, task: str, model: str, version: str, mode: str) -> None:
         """Raise IntegrityError listing every bad file of one version (the `omrw verify` engine)."""
         raise_problems(f"{task}/{model}@{version}", check_version(self, task, model, version, mode))
