@@ -33,6 +33,7 @@ from ._faults import crash_point
 from .errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError, OmrError
 from .hashing import FileHashes, copy_and_hash, hash_bytes, sha256_hex
 from .manifest import Content, FileEntry, Manifest, parse_manifest, parse_sha256sums, sha256sums_text
+from .artifacts import Source, build_meta, check_shipped_sums, scan_artifacts
 from .meta import ModelMeta
 from .names import check_name, check_relpath
 from .refs import Ref, parse_ref
@@ -77,13 +78,6 @@ class RegisterResult(BaseModel):
     bytes: int
     aliases: list[str]
     hashes: dict[str, str] = Field(description="path -> sha256 (omnibioai-model-registry compatible)")
-
-
-@dataclass
-class _Source:
-    rel: str
-    path: Path
-    size: int
 
 
 def model_key(task: str, model: str) -> str:
@@ -142,8 +136,8 @@ class Registry:
         actor = actor or default_actor()
         mkey = model_key(task, model)
         vkey = version_key(task, model, version)
-        sources, shipped_meta, shipped_sums = _scan_artifacts(Path(artifacts))
-        meta = _build_meta(task, model, version, shipped_meta, metadata, params, actor, provenance)
+        sources, shipped_meta, shipped_sums = scan_artifacts(Path(artifacts))
+        meta = build_meta(task, model, version, shipped_meta, metadata, params, actor, provenance)
         if self._version_exists(task, model, version):
             raise ConflictError(
                 f"version {task}/{model}@{version} already exists; versions are immutable, register a new version",
@@ -160,7 +154,7 @@ class Registry:
                 entries.append(_entry(src.rel, h))
                 crash_point("copy")
             if shipped_sums is not None:
-                _check_shipped_sums(shipped_sums, entries)
+                check_shipped_sums(shipped_sums, entries)
             content = Content(files=sorted(entries, key=lambda e: e.path))
             meta_bytes = (json.dumps(meta.model_dump(mode="json", exclude_none=True), indent=2) + "\n").encode()
             meta_entry = _write_small(stage, META_NAME, meta_bytes)
@@ -547,88 +541,6 @@ def _write_small(stage, rel: str, data: bytes) -> FileEntry:
     with stage.open_write(rel) as f:
         f.write(data)
     return _entry(rel, hash_bytes(data))
-
-
-def _scan_artifacts(root: Path) -> tuple[list[_Source], dict | None, str | None]:
-    """Every regular file under `root`, refusing anything that could escape it.
-
-    Returns (files to copy, parsed model_meta.json if shipped, sha256sums.txt text if
-    shipped). Symlinks are followed only when they stay inside `root`.
-    """
-    if not root.exists():
-        raise InvalidInputError(f"artifacts folder {str(root)!r} does not exist")
-    if not root.is_dir():
-        raise InvalidInputError(f"artifacts {str(root)!r} is not a folder")
-    real_root = root.resolve()
-    out: list[_Source] = []
-    shipped_meta = shipped_sums = None
-    for sub, dirs, files in os.walk(root, followlinks=False):
-        subp = Path(sub)
-        for d in list(dirs):
-            if (subp / d).is_symlink():
-                raise InvalidInputError(f"artifact {(subp / d).relative_to(root).as_posix()!r} is a symlinked "
-                                        f"folder; copy it in instead")
-        dirs.sort()
-        for name in sorted(files):
-            full = subp / name
-            rel = full.relative_to(root).as_posix()
-            check_relpath(rel, "artifact path")
-            st = full.lstat()
-            if stat.S_ISLNK(st.st_mode):
-                target = full.resolve()
-                if not target.is_relative_to(real_root) or not target.is_file():
-                    raise InvalidInputError(f"artifact {rel!r} is a symlink pointing outside the artifacts folder "
-                                            f"({os.readlink(full)})")
-                st = target.stat()
-            elif not stat.S_ISREG(st.st_mode):
-                raise InvalidInputError(f"artifact {rel!r} is not a regular file")
-            if rel == MANIFEST_NAME:
-                raise InvalidInputError(f"artifact {rel!r} is a reserved name (omrw writes it)")
-            if rel == META_NAME:
-                try:
-                    shipped_meta = json.loads(full.read_text())
-                except (ValueError, UnicodeDecodeError) as e:
-                    raise InvalidInputError(f"artifact {META_NAME} is not valid JSON: {e}") from None
-                if not isinstance(shipped_meta, dict):
-                    raise InvalidInputError(f"artifact {META_NAME} must hold a JSON object")
-                continue
-            if rel == SHA256SUMS_NAME:
-                shipped_sums = full.read_text(errors="replace")
-                parse_sha256sums(shipped_sums, f"artifacts/{SHA256SUMS_NAME}")
-                continue
-            out.append(_Source(rel, full, st.st_size))
-    return out, shipped_meta, shipped_sums
-
-
-def _check_shipped_sums(text: str, entries: list[FileEntry]) -> None:
-    """A sha256sums.txt shipped with the artifacts must match them (caught before publish)."""
-    sums = parse_sha256sums(text, f"artifacts/{SHA256SUMS_NAME}")
-    have = {e.path: e.sha256 for e in entries}
-    bad = [p for p, h in sums.items() if p != META_NAME and p in have and have[p] != h]
-    missing = [p for p in sums if p not in have and p not in (META_NAME, SHA256SUMS_NAME)]
-    if bad or missing:
-        detail = "; ".join([f"{p}: sha256 mismatch" for p in bad] + [f"{p}: listed but missing" for p in missing])
-        raise IntegrityError(f"artifacts do not match their {SHA256SUMS_NAME}: {detail}")
-
-
-def _build_meta(task, model, version, shipped, metadata, params, actor, provenance) -> ModelMeta:
-    data: dict[str, Any] = {}
-    if shipped:
-        data.update(shipped)
-    if metadata:
-        if not isinstance(metadata, dict):
-            raise InvalidInputError("metadata must be a JSON object")
-        data.update(metadata)
-    merged_params = dict(data.get("params") or {})
-    merged_params.update(params or {})
-    data.update(task=task, model_name=model, version=version, created_at=audit.now_utc_iso(),
-                created_by=actor, params=merged_params)
-    if provenance is not None:
-        data["provenance"] = provenance
-    try:
-        return ModelMeta.model_validate(data)
-    except Exception as e:
-        raise InvalidInputError(f"invalid metadata: {str(e).splitlines()[0]}") from None
 
 
 def _register_event(last, task, model, version, digest, meta_sha, manifest_sha, aliases, actor, reason) -> dict:
