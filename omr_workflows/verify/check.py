@@ -11,21 +11,10 @@ over one version, so both paths agree on what counts as a problem.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ..errors import IntegrityError
+from .filecheck import Problem
 
 MODES = ("fast", "strict")
-
-
-@dataclass(frozen=True)
-class Problem:
-    path: str
-    kind: str  # missing | size | hash | extra | manifest | error
-    detail: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.detail}"
 
 
 def check_version(reg, task: str, model: str, version: str, mode: str, jobs: int | None = None) -> list[Problem]:
