@@ -1,14 +1,15 @@
 """Storage backends behind one interface, chosen by URL scheme.
 
 A plain path or `file://` URL uses the standard-library backend (no fsspec import, so a
-local `omrw resolve` starts fast); every other scheme goes through fsspec, which imports
-the scheme's driver only when used and names the extra to install when it is missing.
+local `omrw resolve` starts fast); every other scheme (`s3://`, `memory://` in tests, ...)
+goes through fsspec, which imports the scheme's driver only when used and names the extra to
+install when it is missing.
 """
 
 from __future__ import annotations
 
 from ..errors import StorageError
-from .base import Stage, Storage
+from .base import FileInfo, Kind, Stage, Storage, lease_is_dead, lease_ttl, parse_lease
 
 EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "az": "azure", "abfs": "azure"}
 
@@ -30,4 +31,4 @@ def open_storage(url: str) -> Storage:
         raise StorageError(f"registry {url}: {e}") from None
 
 
-__all__ = ["Stage", "Storage", "open_storage"]
+__all__ = ["FileInfo", "Kind", "Stage", "Storage", "lease_is_dead", "lease_ttl", "open_storage", "parse_lease"]

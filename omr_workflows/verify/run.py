@@ -10,6 +10,7 @@ reason; nothing stops at the first problem.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import socket
@@ -144,7 +145,7 @@ def _read_version(reg, task: str, model: str, version: str, events: dict, audit_
         sums_raw = reg.storage.read_bytes(f"{vkey}/{SHA256SUMS_NAME}")
     except NotFoundError as e:
         return VersionInput(**base, error=str(e))
-    sizes = dict(reg.storage.walk(vkey))
+    sizes = {f.rel: f.size for f in reg.storage.walk(vkey) if f.regular}
     return VersionInput(**base, legacy_sums=dict(sums), legacy_sums_sha256=sha256_hex(sums_raw), legacy_sizes=sizes)
 
 
@@ -187,9 +188,14 @@ class _Source:
         if path is not None:
             try:
                 # O_NONBLOCK: a FIFO planted in a version must not hang the verifier.
-                self.fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+                # O_NOFOLLOW: a published file replaced by a symlink (even to an identical copy) fails.
+                self.fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
             except (FileNotFoundError, NotADirectoryError):
                 raise NotFoundError(f"{key} not found", obj=key) from None
+            except OSError as e:
+                if e.errno != errno.ELOOP:
+                    raise
+                raise NotFoundError(f"{key} is not a regular file", obj=key) from None
             st = os.fstat(self.fd)
             if not stat.S_ISREG(st.st_mode):
                 os.close(self.fd)
@@ -307,23 +313,23 @@ def _check_file(storage, u: Unit, buf: bytearray, advance: Advance | None, root:
                    observed_size=src.size, bytes_read=n, seconds=seconds)
 
 
-def _extras(storage, vkey: str, manifest) -> list[str]:
-    """Files in the version folder that its manifest does not list."""
+def _extras(storage, vkey: str, manifest) -> dict[str, bool]:
+    """Entries in the version folder that its manifest does not list, sorted -> whether regular."""
     listed = {e.path for e in manifest.all_files()}
     prefix = manifest.data_dir + "/" if manifest.data_dir else ""
     out = []
-    for rel, _size in storage.walk(vkey):
+    for rel, _size, regular in storage.walk(vkey):
         if rel == MANIFEST_NAME:
             continue
         if prefix and rel.startswith(prefix):
             inner = rel[len(prefix):]
             if inner not in listed:
-                out.append(inner)
+                out.append((inner, regular))
         elif prefix and rel.startswith(REMOTE_DATA_DIR + "/"):
             continue  # another upload attempt's area: debris for `omrw gc`, never read
         elif prefix or rel not in listed:
-            out.append(rel)
-    return sorted(out)
+            out.append((rel, regular))
+    return dict(sorted(out))
 
 
 MANIFEST_PROBLEMS = {
@@ -364,7 +370,8 @@ def _check_manifest(storage, u: Unit) -> UnitResult:
         got.append(value)
         if value != want:
             if name == "extra":
-                issues += [Issue(path=x, kind="extra", detail="unexpected file not in the manifest") for x in extras]
+                issues += [Issue(path=x, kind="extra", detail="unexpected file not in the manifest" if regular
+                                 else "not a regular file (symlink or special file)") for x, regular in extras.items()]
             else:
                 path, detail = MANIFEST_PROBLEMS[name]
                 issues.append(Issue(path=path, kind="manifest", detail=detail))
