@@ -37,7 +37,8 @@ def add_parsers(sub, common) -> None:
                     "digest in the audit log (also tampering). Exit 1 listing every bad file.")
     p.add_argument("refs", nargs="*", metavar="REF", help="versions to verify ([omr://]TASK/MODEL[@SELECTOR])")
     p.add_argument("--all", action="store_true", dest="all_versions", help="every version of the registry")
-    p.add_argument("--model", metavar="TASK/MODEL", help="every version of one model")
+    p.add_argument("--model", metavar="TASK/MODEL", action="append",
+                   help="every version of a model (repeat for several models)")
     p.add_argument("--mode", choices=["fast", "strict"], default="fast", help="default: fast")
     p.add_argument("--jobs", type=_positive_int, metavar="N", help="threads (default: the CPUs available)")
     p.add_argument("--shard", metavar="I/N", help="verify only shard I of N (1-based), byte-balanced")

@@ -52,9 +52,11 @@ def now_iso() -> str:
 
 # ---------------------------------------------------------------------- selection
 def select(reg, refs: Sequence[str] = (), all_versions: bool = False,
-           model: str | None = None) -> tuple[list[str], list[tuple[str, str, str]]]:
-    """(normalised selection, [(task, model, version)]) for REF... | --all | --model.
+           model: str | Sequence[str] | None = None) -> tuple[list[str], list[tuple[str, str, str]]]:
+    """(normalised selection, [(task, model, version)]) for REF... | --all | --model M [--model M2 ...].
 
+    `model` is one TASK/MODEL or a list of them (`--model` is repeatable); every one of them
+    is verified, and one without versions is an error, never skipped.
     Raises InvalidInputError (bad ref or combination), NotFoundError (nothing to verify).
     """
     from ..registry import version_key
@@ -81,12 +83,18 @@ def select(reg, refs: Sequence[str] = (), all_versions: bool = False,
             targets.append((ref.task, ref.model, version))
         return selection, targets
     if model:
-        task, name = parse_model_key(model)
-        targets = [(task, name, v) for v in reg.versions(task, name)]
-        if not targets:
-            raise NotFoundError(f"model {task}/{name} has no versions in {reg.url}; run `omrw list`",
-                                obj=f"{task}/{name}")
-        return [f"--model {task}/{name}"], targets
+        selection = []
+        for text in [model] if isinstance(model, str) else list(model):
+            task, name = parse_model_key(text)
+            if f"--model {task}/{name}" in selection:
+                continue
+            found = [(task, name, v) for v in reg.versions(task, name)]
+            if not found:
+                raise NotFoundError(f"model {task}/{name} has no versions in {reg.url}; run `omrw list`",
+                                    obj=f"{task}/{name}")
+            selection.append(f"--model {task}/{name}")
+            targets += found
+        return selection, targets
     for task in reg.tasks():
         for name in reg.models(task):
             targets += [(task, name, v) for v in reg.versions(task, name)]
