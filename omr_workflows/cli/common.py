@@ -9,6 +9,7 @@ import re
 import sys
 from typing import Any, Callable
 
+from ..bounds import MAX_DEPTH, MAX_INPUT_BYTES, json_or_text, load_json_bounded, load_yaml_bounded, read_bounded
 from ..errors import InvalidInputError
 
 
@@ -32,7 +33,7 @@ def want_json(args) -> bool:
 def registry(args):
     from ..registry import Registry
 
-    return Registry(getattr(args, "registry", None))
+    return Registry(getattr(args, "registry", None), trust_legacy_versions=getattr(args, "trust_legacy", None))
 
 
 def to_jsonable(data: Any) -> Any:
@@ -55,30 +56,70 @@ def emit(args, data: Any, human: str | Callable[[], str] | None = None) -> None:
             sys.stdout.write(text.rstrip("\n") + "\n")
 
 
+# Where a --param value and a --params document sit inside model_meta.json ({"params": {k: v}}):
+# their depth budget leaves room for those levels, so the file written stays within MAX_DEPTH.
+PARAMS_FILE_DEPTH = MAX_DEPTH - 1
+PARAM_VALUE_DEPTH = MAX_DEPTH - 2
+
+
 def parse_kv(items: list[str] | None, what: str = "--param") -> dict[str, Any]:
-    """`k=v` pairs; values that parse as JSON (numbers, booleans, lists) keep their type."""
+    """`k=v` pairs; values that parse as JSON (numbers, booleans, lists) keep their type.
+
+    Values are bounded (bounds.json_or_text): too deep, NaN or Infinity -> InvalidInputError.
+    """
     out: dict[str, Any] = {}
     for item in items or []:
         if "=" not in item or not item.split("=", 1)[0].strip():
             raise InvalidInputError(f"invalid {what} {item!r}: expected KEY=VALUE")
         k, v = item.split("=", 1)
-        try:
-            out[k.strip()] = json.loads(v)
-        except ValueError:
-            out[k.strip()] = v
+        k = k.strip()
+        out[k] = json_or_text(v, f"{what.lstrip('-')} {k}", max_depth=PARAM_VALUE_DEPTH)
     return out
 
 
-def read_json_file(path: str, what: str) -> Any:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise InvalidInputError(f"{what} file {path!r} does not exist") from None
-    except (ValueError, UnicodeDecodeError) as e:
-        raise InvalidInputError(f"{what} file {path!r} is not valid JSON: {e}") from None
-    except OSError as e:
-        raise InvalidInputError(f"{what} file {path!r} cannot be read: {e.strerror}") from None
+def read_json_file(path: str, what: str, max_bytes: int = MAX_INPUT_BYTES, max_depth: int = MAX_DEPTH) -> Any:
+    """A JSON file named on the command line, parsed with the bounds of `bounds.load_json_bounded`."""
+    data = read_bounded(path, what, max_bytes)
+    return load_json_bounded(data, f"{what} file {path!r}", max_bytes=max_bytes, max_depth=max_depth)
+
+
+def read_params_file(path: str) -> dict[str, Any]:
+    """Hyperparameters from a JSON (`.json`) or YAML file holding a mapping, bounded (see bounds.py)."""
+    data = read_bounded(path, "--params")
+    what = f"--params file {path!r}"
+    if path.lower().endswith(".json"):
+        value = load_json_bounded(data, what, max_depth=PARAMS_FILE_DEPTH)
+    else:
+        value = load_yaml_bounded(data, what, max_depth=PARAMS_FILE_DEPTH)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInputError(f"{what} must hold a mapping of names to values", obj=path)
+    return value
+
+
+# C0 and C1 controls, DEL, lone surrogates (undecodable file names), the line/paragraph
+# separators and the bidirectional overrides/isolates (they reorder what a terminal shows).
+_UNSAFE_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e"
+                           "\u2066-\u2069\ud800-\udfff]")
+
+
+def _escape_char(m: re.Match) -> str:
+    code = ord(m.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def safe_text(s: Any) -> str:
+    """`s` as one line that cannot drive a terminal: every control character is shown as `\\xNN`
+    or `\\uNNNN` (see `_UNSAFE_CHARS`); printable text, spaces included, is unchanged.
+
+    Every human output of a value read from the registry, a report or the user goes through
+    this (DESIGN 11); `--json` output does not (json.dumps escapes, and must stay exact).
+    """
+    text = s if isinstance(s, str) else str(s)
+    if not _UNSAFE_CHARS.search(text):
+        return text
+    return _UNSAFE_CHARS.sub(_escape_char, text)
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")

@@ -13,7 +13,7 @@ import sys
 
 from . import common
 
-COMMAND_MODULES = ("registry_cmds", "verify_cmds", "provenance_cmds", "misc_cmds", "schema_cmds")
+COMMAND_MODULES = ("registry_cmds", "log_cmds", "verify_cmds", "provenance_cmds", "misc_cmds", "schema_cmds")
 
 
 def _version() -> str:
@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _fail(message: str, code: int) -> int:
-    sys.stderr.write(f"omrw: error: {message}\n")
+    # Messages quote untrusted names and file contents: escaped, they stay one line and inert.
+    sys.stderr.write(f"omrw: error: {common.safe_text(message)}\n")
     return code
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 
 from ..errors import IntegrityError, InvalidInputError
-from .common import emit, parse_duration, parse_kv, read_json_file, record_provenance, registry
+from .common import (emit, parse_duration, parse_kv, read_json_file, read_params_file, record_provenance, registry,
+                     safe_text)
 
 
 def add_parsers(sub, common) -> None:
@@ -32,6 +33,8 @@ def add_parsers(sub, common) -> None:
                    help="verify the bytes (default: $OMR_VERIFY or none)")
     p.add_argument("--lock", metavar="FILE", help="resolve to the version pinned in this lock file")
     p.add_argument("--provenance-dir", metavar="DIR", help="append a run provenance record here ($OMR_RUN_DIR)")
+    p.add_argument("--trust-legacy", action="store_true", default=None,
+                   help="let strict verification pass an omnibioai version no audit event anchors ($OMR_TRUST_LEGACY)")
     p.set_defaults(func=cmd_resolve)
 
     p = sub.add_parser("promote", parents=[common], help="move an alias to a version (audited)")
@@ -59,6 +62,8 @@ def add_parsers(sub, common) -> None:
 
     p = sub.add_parser("audit", parents=[common], help="verify the tamper-evident event chain")
     p.add_argument("model", nargs="?", metavar="TASK/MODEL", help="default: every model")
+    p.add_argument("--repair", action="store_true",
+                   help="rebuild head, alias pointers and anchors from intact chains (never touches a broken one)")
     p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser("gc", parents=[common], help="remove staging debris (never a published version)")
@@ -76,7 +81,7 @@ def _split_model(text: str) -> tuple[str, str]:
 
 def cmd_register(args) -> int:
     task, model = _split_model(args.model)
-    metadata = read_json_file(args.metadata, "metadata") if args.metadata else None
+    metadata = read_json_file(args.metadata, "--metadata") if args.metadata else None
     if metadata is not None and not isinstance(metadata, dict):
         raise InvalidInputError(f"metadata file {args.metadata!r} must hold a JSON object")
     params = {}
@@ -85,7 +90,7 @@ def cmd_register(args) -> int:
         from .. import capture
 
         if args.params:
-            params.update(capture.load_params(args.params))
+            params.update(read_params_file(args.params))
         if not args.no_provenance:
             provenance = capture.capture(code_dir=args.code_dir, datasets=args.dataset or [],
                                          code_paths=args.code or [], data_paths=args.data or [],
@@ -123,7 +128,7 @@ def cmd_promote(args) -> int:
     def human() -> str:
         text = f"{ev.task}/{ev.model_name}@{ev.version} -> {args.to} (event {ev.seq})"
         moves = ", ".join(f"{v} -> {s}" for v, s in ev.stage_moves.items() if v != ev.version)
-        return text + (f"; {moves}" if moves else "") + (" [rollback]" if ev.rollback else "")
+        return safe_text(text + (f"; {moves}" if moves else "") + (" [rollback]" if ev.rollback else ""))
 
     emit(args, ev.model_dump(exclude={"aliases", "stages", "digests"}), human)
     return 0
@@ -145,10 +150,12 @@ def cmd_list(args) -> int:
 
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
         table = Table("task", "model", "version", "stage", "aliases", box=None)
-        for r in rows:
-            table.add_row(r["task"], r["model"], r["version"], r["stage"], ",".join(r["aliases"]))
+        for r in rows:  # Text, not str: rich would read "[...]" in a value as markup
+            table.add_row(*(Text(safe_text(x)) for x in (r["task"], r["model"], r["version"], r["stage"],
+                                                           ",".join(r["aliases"]))))
         buf = StringIO()
         Console(file=buf, width=120).print(table)
         return buf.getvalue() if rows else "(no versions)"
@@ -165,7 +172,7 @@ def cmd_show(args) -> int:
         lines = [f"{r['uri']}  {r['digest']}", f"stage: {info['stage']}  aliases: {', '.join(info['aliases']) or '-'}",
                  f"path: {r['path']}", "files:"]
         lines += [f"  {f.get('size', '?'):>12}  {f['path']}" for f in info["files"]]
-        return "\n".join(lines)
+        return "\n".join(safe_text(line) for line in lines)
 
     emit(args, info, human)
     return 0
@@ -183,8 +190,9 @@ def cmd_history(args) -> int:
             arrow = f"{e.get('from_version') or '-'} -> {e['version']}" if e.get("alias") else e["version"]
             what = e.get("alias") or ",".join(f"{v}->{s}" for v, s in (e.get("stage_moves") or {}).items())
             flag = " [rollback]" if e.get("rollback") else ""
-            out.append(f"{e.get('seq', '-'):>4} {e.get('ts_utc', '')} {e.get('kind', ''):8} {what:12} {arrow}"
-                       f"  by {e.get('actor')}{flag}  {e.get('reason') or ''}")
+            # One event, one line: every value is escaped, so a newline in a reason cannot forge a line.
+            out.append(safe_text(f"{str(e.get('seq', '-')):>4} {e.get('ts_utc', '')} {str(e.get('kind', '')):8} "
+                                 f"{str(what):12} {arrow}  by {e.get('actor')}{flag}  {e.get('reason') or ''}"))
         return "\n".join(out) or "(no events)"
 
     emit(args, events, human)
@@ -195,13 +203,16 @@ def cmd_audit(args) -> int:
     task = model = None
     if args.model:
         task, model = _split_model(args.model)
-    result = registry(args).audit(task, model)
+    reg = registry(args)
+    result = reg.repair(task, model) if args.repair else reg.audit(task, model)
+    if args.repair and result.get("refused") and not getattr(args, "json", False):
+        raise IntegrityError("audit --repair refused: " + "; ".join(result["refused"]))
     if not result["ok"]:
         if getattr(args, "json", False):
             emit(args, result)
             return IntegrityError.exit_code
         raise IntegrityError("audit failed: " + "; ".join(result["problems"]))
-    emit(args, result, f"audit ok: {len(result['models'])} model(s), chains intact")
+    emit(args, result, f"audit ok: {len(result['models'])} model(s), chains intact")  # problems: main._fail escapes
     return 0
 
 

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import InvalidInputError
-from .common import emit, record_provenance, registry
+from .common import emit, record_provenance, registry, safe_text
 
 
 def _positive_int(text: str) -> int:
@@ -40,6 +40,8 @@ def add_parsers(sub, common) -> None:
     p.add_argument("--model", metavar="TASK/MODEL", action="append",
                    help="every version of a model (repeat for several models)")
     p.add_argument("--mode", choices=["fast", "strict"], default="fast", help="default: fast")
+    p.add_argument("--trust-legacy", action="store_true", default=None,
+                   help="let strict mode pass omnibioai versions no audit event anchors ($OMR_TRUST_LEGACY)")
     p.add_argument("--jobs", type=_positive_int, metavar="N", help="threads (default: the CPUs available)")
     p.add_argument("--shard", metavar="I/N", help="verify only shard I of N (1-based), byte-balanced")
     p.add_argument("--report", metavar="FILE", help="write the shard report (JSON) here; with --plan, the full plan")
@@ -99,7 +101,7 @@ def _size(n: int) -> str:
 
 def _print_failures(failures) -> None:
     for f in failures:
-        sys.stderr.write(f"omrw: FAIL {f.version}: {f.path}: {f.detail}\n")
+        sys.stderr.write(safe_text(f"omrw: FAIL {f.version}: {f.path}: {f.detail}") + "\n")
     if failures:
         versions = len({f.version for f in failures})
         sys.stderr.write(f"omrw: error: verification failed: {len(failures)} bad file(s) in {versions} version(s)\n")
@@ -111,9 +113,9 @@ def _version_lines(versions, mode: str) -> list[str]:
         tag = {"ok": "ok  ", "fail": "FAIL", "partial": "part"}[v.result]
         how = "sha256 (legacy sha256sums.txt)" if v.legacy else mode
         extra = "  (other units in other shards)" if v.result == "partial" else ""
-        lines.append(f"{tag}  {v.ref}  {v.digest or '-'}  {how}{extra}")
+        lines.append(safe_text(f"{tag}  {v.ref}  {v.digest or '-'}  {how}{extra}"))
         if v.note:
-            lines.append(f"      note: {v.note}")
+            lines.append(safe_text(f"      note: {v.note}"))
     return lines
 
 
@@ -194,7 +196,12 @@ def cmd_verify_merge(args) -> int:
     from ..verify.merge import load_report, merge_reports
 
     named = [(path, load_report(path)) for path in args.reports]
-    merged = merge_reports(named)
+    expected = None
+    if getattr(args, "registry", None):
+        from ..storage import open_storage
+
+        expected = open_storage(args.registry).url  # spelled as `omrw verify` records it in the plan
+    merged = merge_reports(named, registry=expected)
     if args.report:
         _write_atomic(args.report, merged.to_bytes())
     # Versions checked whole inside one shard were recorded by that shard's `omrw verify`.

@@ -1,6 +1,8 @@
 """Merging shard reports: proving that every unit of one plan was checked exactly once.
 
-`merge_reports` refuses (IntegrityError, naming the reports and shards) when:
+`merge_reports` refuses (InvalidInputError) a report made against another registry than the
+one the caller names (`omrw verify-merge --registry X`), and (IntegrityError, naming the
+reports and shards) when:
 
 * a report's body does not match its `report_digest`, or its plan header does not match
   its `plan_digest` (edited after it was written);
@@ -70,15 +72,23 @@ def _ok_claim_problem(u) -> str | None:
     return None
 
 
-def merge_reports(named: Sequence[tuple[str, ShardReport]], now: str | None = None) -> MergedReport:
+def merge_reports(named: Sequence[tuple[str, ShardReport]], now: str | None = None,
+                  registry: str | None = None) -> MergedReport:
     """One merged report from shard reports `[(source name, report)]`.
 
+    With `registry`, every report must have been made against that registry (as its plan
+    records it): InvalidInputError naming the first report that was not, and both registries.
     Raises IntegrityError listing every structural problem (see the module docstring).
     """
     from .run import now_iso
 
     if not named:
         raise InvalidInputError("verify-merge: give at least one report")
+    if registry is not None:
+        for src, r in named:
+            if r.plan.registry != registry:
+                raise InvalidInputError(f"verify-merge: report {src!r} was made against registry {r.plan.registry!r}, "
+                                        f"not {registry!r} (--registry)", obj=src)
     problems: list[str] = []
     for src, r in named:
         if r.report_digest != r.compute_digest():
