@@ -179,13 +179,16 @@ def lost_message(version: str) -> str:
 class Stage(ABC):
     """An upload area for one version attempt, invisible to readers until `publish`.
 
-    `token` names the attempt (`layout.TOKEN_RE`), `lease_key` is its heartbeat object and
-    `data_dir` is where the files will live relative to the version folder once published
-    ("" on local filesystems, `.omr-data/<token>` on object stores).
+    `token` names the attempt (`layout.TOKEN_RE`), `lease_key` is its heartbeat object,
+    `area_key` the storage key of the upload area (`layout.staging_key` locally, the version's
+    `.omr-data/<token>` on object stores) and `data_dir` is where the files will live relative
+    to the version folder once published ("" on local filesystems, `.omr-data/<token>` on
+    object stores).
     """
 
     token: str
     lease_key: str
+    area_key: str
     data_dir: str = ""
 
     @abstractmethod

@@ -162,7 +162,7 @@ class LocalStage(Stage):
         self.version = version
         self.token = new_token()
         self.lease_key = lease_key(model_key, version, self.token)
-        self.key = staging_key(model_key, version, self.token)
+        self.key = self.area_key = staging_key(model_key, version, self.token)
         self.data_dir = ""
         self.dir = storage.local_path(self.key)
         self._files: dict[str, int] = {}

@@ -69,7 +69,7 @@ class RemoteStage(Stage):
         self.data_dir = remote_data_dir(self.token)
         # `lease_key` above has checked `version` with the name rule.
         self._version_key = f"{model_key}/versions/{version}"
-        self._prefix = f"{self._version_key}/{self.data_dir}"
+        self._prefix = self.area_key = f"{self._version_key}/{self.data_dir}"
         self._files: dict[str, int] = {}
         self._lease = _Heartbeat(storage, self.lease_key, self.token, version, lease_ttl())
 
