@@ -68,7 +68,7 @@ def _read_small(full: Path, rel: str, max_bytes: int) -> bytes:
     except OSError as e:
         raise InvalidInputError(f"artifact {rel!r} cannot be read: {e.strerror}", obj=rel) from None
     if len(data) > max_bytes:
-        raise InvalidInputError(f"artifact {rel!r}: larger than {max_bytes} bytes", obj=rel)
+        raise InvalidInputError(f"artifact {rel!r}: larger than the {max_bytes}-byte limit", obj=rel)
     return data
 
 

@@ -48,7 +48,7 @@ def _too_deep(what: str, max_depth: int) -> InvalidInputError:
 
 def _check_size(n: int, what: str, max_bytes: int | None) -> None:
     if max_bytes is not None and n > max_bytes:
-        raise InvalidInputError(f"{what}: {n} bytes, at most {max_bytes} accepted", obj=what)
+        raise InvalidInputError(f"{what}: {n} bytes, larger than the {max_bytes}-byte limit", obj=what)
 
 
 def _as_text(data: bytes | str, what: str) -> str:
@@ -297,5 +297,5 @@ def read_bounded(path: str, what: str, max_bytes: int = MAX_INPUT_BYTES) -> byte
     except OSError as e:
         raise InvalidInputError(f"{what} file {path!r} cannot be read: {e.strerror}", obj=path) from None
     if len(data) > max_bytes:
-        raise InvalidInputError(f"{what} file {path!r}: larger than {max_bytes} bytes", obj=path)
+        raise InvalidInputError(f"{what} file {path!r}: larger than the {max_bytes}-byte limit", obj=path)
     return data
