@@ -26,22 +26,37 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError, validation_detail
+from .errors import ConflictError, DigestMismatchError, IntegrityError, InvalidInputError, NotFoundError, validation_detail
+from .names import name_type
 from .refs import Ref, parse_ref
 
 SCHEMA_ID = "omr-lock/1"
+
+
+Name = name_type()
 
 
 class LockEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     ref: str = Field(description="TASK/MODEL@SELECTOR as locked (the key)")
-    task: str
-    model: str
+    task: Name
+    model: Name
     selector_kind: Literal["alias", "version", "digest"]
-    version: str
+    version: Name
     digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$", description="package digest of `version`")
     uri: str = Field(description="omr://TASK/MODEL@VERSION")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "LockEntry":
+        # Every name read from a lock file goes through the one name rule (the Name fields) and
+        # the one reference parser; an entry must agree with itself.
+        r = parse_ref(self.ref)
+        if (r.task, r.model) != (self.task, self.model) or r.file:
+            raise ValueError(f"entry {self.ref!r} names {self.task}/{self.model}")
+        if self.uri != f"omr://{self.task}/{self.model}@{self.version}":
+            raise ValueError(f"entry {self.ref!r}: uri {self.uri!r} is not omr://{self.task}/{self.model}@{self.version}")
+        return self
 
 
 class LockFile(BaseModel):
@@ -184,6 +199,24 @@ def resolve_locked(reg, ref: str, lock_path: str, verify: str = "none"):
     """
     r = parse_ref(ref)
     lock = read_lock(lock_path)
+    current = resolve_pinned(reg, lock, r, lock_path)
+    key, entry = lock_key(r), lock.find(r)
+    pinned = Ref(r.task, r.model, current.selector, r.file)
+    if verify != "none" or not reg.storage.is_local:
+        current = reg.resolve(pinned, verify=verify, materialize=True)
+        _check_pin(key, entry, current.digest, lock_path)  # replaced between the two reads
+    return current.model_copy(update={"ref": str(r)})
+
+
+def resolve_pinned(reg, lock: LockFile, ref: Ref | str, lock_path: str):
+    """The registry's ResolveResult of the version `lock` pins for `ref`, reading no file bytes.
+
+    The one lock resolution: `resolve_locked` and the Snakemake storage plugin call it. The
+    pinned version is found by name, or by digest when an alias shadows that name; its
+    package digest must be the pinned one. `selector` of the result is what found it.
+    Raises NotFoundError (ref not pinned, pinned version gone), ConflictError (drift).
+    """
+    r = parse_ref(ref) if isinstance(ref, str) else ref
     key = lock_key(r)
     entry = lock.find(r)
     if entry is None:
@@ -195,6 +228,9 @@ def resolve_locked(reg, ref: str, lock_path: str, verify: str = "none"):
     except NotFoundError as e:
         raise NotFoundError(f"{key}: version {entry.version} pinned in {lock_path!r} is not in {reg.url} ({e})",
                             obj=key) from None
+    except DigestMismatchError as e:
+        raise ConflictError(f"{key}: pinned version {entry.version} from {lock_path!r} ({entry.digest}) was replaced "
+                            f"after it was locked: {e}", obj=key) from None
     if current.version != entry.version:
         # An alias named like the pinned version shadows it; the digest index still finds it.
         pinned = Ref(r.task, r.model, entry.digest, r.file)
@@ -204,10 +240,7 @@ def resolve_locked(reg, ref: str, lock_path: str, verify: str = "none"):
             raise ConflictError(f"{key}: pinned version {entry.version} ({entry.digest}) from {lock_path!r} "
                                 f"cannot be found under its name or digest", obj=key) from None
     _check_pin(key, entry, current.digest, lock_path)
-    if verify != "none" or not reg.storage.is_local:
-        current = reg.resolve(pinned, verify=verify, materialize=True)
-        _check_pin(key, entry, current.digest, lock_path)  # replaced between the two reads
-    return current.model_copy(update={"ref": str(r)})
+    return current
 
 
 def _check_pin(key: str, entry: LockEntry, digest: str, lock_path: str) -> None:

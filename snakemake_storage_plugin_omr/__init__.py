@@ -21,11 +21,14 @@ How Snakemake decides what to rerun:
   unchanged does not rerun the jobs that read that file; without it, every job reading the
   moved alias reruns.
 
-Retrieval streams the one file out of the registry (local folder or object store) into
-Snakemake's local storage prefix, hashing it on the way; `verify` decides what the copy is
-compared with: `none` (size only), `fast` (size and xxh3-128), `strict` (also sha256, and the
-manifest against the package digest recorded in the audit log). The check is of the bytes
-Snakemake will actually read, so a damaged or swapped file never reaches a job.
+Retrieval copies the one file into Snakemake's local storage prefix, checking it on the way
+with the one per-file check (`omr_workflows.verify.filecheck`), so `verify` means what it
+means everywhere: `none` (size only), `fast` (size and xxh3-128), `strict` (sha256 too, and
+the manifest against the package digest recorded in the audit log). From a local registry
+the file is read in place; from an object store the version is first materialised into the
+shared, digest-keyed cache (`omr_workflows.cache`, checked with the same mode), so the jobs of
+a run download it once. The check is of the bytes Snakemake will actually read, so a damaged
+or swapped file never reaches a job. Locks are resolved by `omr_workflows.lockfile`.
 """
 
 from __future__ import annotations
@@ -117,14 +120,15 @@ def _split_query(query: str) -> tuple[str, str, str, str]:
 class _Entry:
     """What the plugin needs to know about one file of one resolved version."""
 
-    __slots__ = ("result", "path", "size", "sha256", "xxh3", "mtime", "data_key", "legacy")
+    __slots__ = ("result", "path", "size", "sha256", "mtime", "data_key", "legacy", "expected", "chunk_size")
 
-    def __init__(self, result, path, size, sha256, xxh3, mtime, data_key, legacy):
+    def __init__(self, result, path, expected, chunk_size, mtime, data_key, legacy):
         self.result = result
         self.path = path
-        self.size = size
-        self.sha256 = sha256
-        self.xxh3 = xxh3
+        self.expected = expected          # filecheck.Expected: what the manifest records
+        self.chunk_size = chunk_size
+        self.size = expected.size
+        self.sha256 = expected.sha256
         self.mtime = mtime
         self.data_key = data_key
         self.legacy = legacy
@@ -141,6 +145,8 @@ class StorageProvider(StorageProviderBase):
         # (task, model, version) -> (manifest | None, legacy sums | None, version mtime)
         self._versions: dict[tuple[str, str, str], tuple] = {}
         self._strict_checked: set[tuple[str, str, str]] = set()
+        # (task, model, version) -> local copy of a remote version (omr_workflows.cache)
+        self._copies: dict[tuple[str, str, str], Any] = {}
 
     # ------------------------------------------------------------------ interface
     @classmethod
@@ -228,78 +234,76 @@ class StorageProvider(StorageProviderBase):
                 res = self._resolve(Ref(ref.task, ref.model, ref.selector, None, True))
                 self._resolved[key] = res
             manifest, sums, created = self._version(res)
-        from omr_workflows.registry import version_key
+        from omr_workflows import layout
+        from omr_workflows.verify.filecheck import Expected
 
-        vkey = version_key(res.task, res.model, res.version)
+        vkey = layout.version_key(res.task, res.model, res.version)
         if manifest is not None:
             fe = manifest.entry(ref.file)
             if fe is None:
                 raise _not_found(ref, res.version)
-            base = f"{vkey}/{manifest.data_dir}" if manifest.data_dir else vkey
-            size, sha, xxh, legacy = fe.size, fe.sha256, fe.xxh3, False
+            base = layout.data_key(vkey, manifest.data_dir)
+            expected, chunk_size, legacy = Expected.of(fe), manifest.content.chunk_size, False
         else:
-            from omr_workflows.constants import SHA256SUMS_NAME
+            from omr_workflows.constants import CHUNK_SIZE, SHA256SUMS_NAME
 
             if ref.file != SHA256SUMS_NAME and ref.file not in sums:
                 raise _not_found(ref, res.version)
             base = vkey
             size = self.registry.storage.size(f"{vkey}/{ref.file}")
-            sha = sums.get(ref.file)
-            xxh, legacy = None, True
+            expected, chunk_size, legacy = Expected.legacy(ref.file, sums.get(ref.file), size), CHUNK_SIZE, True
         if res.selector_kind == "alias":
             mtime = _to_epoch(res.alias_updated_at)
             if mtime is None:
                 mtime = self._alias_file_mtime(res)
         else:
             mtime = created
-        return _Entry(res, ref.file, size, sha, xxh, mtime, f"{base}/{ref.file}", legacy)
+        return _Entry(res, ref.file, expected, chunk_size, mtime, f"{base}/{ref.file}", legacy)
 
     def _resolve(self, ref):
         lock_path = self.settings.lock if self.settings else None
         if not lock_path:
             return self.registry.resolve(ref, verify="none", materialize=False)
-        from omr_workflows.errors import ConflictError, NotFoundError
-        from omr_workflows.lockfile import lock_key, read_lock
-        from omr_workflows.refs import Ref
+        from omr_workflows.lockfile import read_lock, resolve_pinned
 
         if self._lock_file is None:
             self._lock_file = read_lock(lock_path)
-        entry = self._lock_file.find(ref)
-        if entry is None:
-            raise NotFoundError(f"{lock_key(ref)} is not pinned in lock file {lock_path!r}; add it with "
-                                f"`omrw lock {lock_key(ref)} -o {lock_path}`", obj=str(ref))
-        # By digest: a pinned version is found even if an alias shadows its name, and a
-        # version whose manifest changed since locking cannot pass.
-        res = self.registry.resolve(Ref(ref.task, ref.model, entry.digest, None, True), verify="none",
-                                    materialize=False)
-        if res.version != entry.version:
-            raise ConflictError(f"{lock_key(ref)}: {lock_path!r} pins version {entry.version} ({entry.digest}) "
-                                f"but that digest now belongs to version {res.version}", obj=str(ref))
-        return res
+        return resolve_pinned(self.registry, self._lock_file, ref, lock_path)
 
     def _version(self, res) -> tuple:
         key = (res.task, res.model, res.version)
         cached = self._versions.get(key)
         if cached is None:
-            manifest, sums = self.registry.manifest(res.task, res.model, res.version)
+            view = _version_view(self.registry, res.task, res.model, res.version)
+            manifest, sums = view.manifest, view.legacy_sums
             if manifest is not None:
                 created = _to_epoch(manifest.created_at)
             else:
                 created = None
             if created is None:
-                from omr_workflows.constants import SHA256SUMS_NAME
-                from omr_workflows.registry import version_key
+                from omr_workflows import layout
 
-                created = self.registry.storage.mtime(
-                    f"{version_key(res.task, res.model, res.version)}/{SHA256SUMS_NAME}")
-            cached = self._versions[key] = (manifest, sums, created)
-        return cached
+                created = self.registry.storage.mtime(layout.sums_key(view.key))
+            cached = self._versions[key] = (manifest, sums, created, view)
+        return cached[:3]
+
+    def local_copy(self, res):
+        """The checked local copy of a remote version (`omr_workflows.cache`), once per run."""
+        key = (res.task, res.model, res.version)
+        with self._lock:
+            copy = self._copies.get(key)
+            if copy is None:
+                from omr_workflows.cache import materialize
+
+                self._version(res)
+                view = self._versions[key][3]
+                copy = self._copies[key] = materialize(self.registry.storage, view, self.verify_mode).path
+            return copy
 
     def _alias_file_mtime(self, res) -> float:
-        from omr_workflows import audit
-        from omr_workflows.registry import model_key
+        from omr_workflows import layout
 
-        return self.registry.storage.mtime(audit.alias_key(model_key(res.task, res.model), res.selector))
+        return self.registry.storage.mtime(layout.alias_key(layout.model_key(res.task, res.model), res.selector))
 
     def check_strict(self, res) -> None:
         """The manifest must match the package digest the register event recorded."""
@@ -317,6 +321,25 @@ class StorageProvider(StorageProviderBase):
                         f"{res.uri}: manifest digest {manifest.digest} differs from the recorded "
                         f"{recorded} (manifest edited); run `omrw verify {res.uri} --mode strict`")
             self._strict_checked.add(key)
+
+
+def _version_view(reg, task: str, model: str, version: str):
+    """The registry's `Version` view (built from its manifest on registries without `Registry.version`)."""
+    if hasattr(reg, "version"):
+        return reg.version(task, model, version)
+    from omr_workflows import layout
+    from omr_workflows.versions import Version
+
+    manifest, sums = reg.manifest(task, model, version)
+    vkey = layout.version_key(task, model, version)
+    if manifest is None:
+        from omr_workflows.hashing import sha256_hex
+
+        digest = "sha256:" + sha256_hex(reg.storage.read_bytes(layout.sums_key(vkey)))
+        return Version(task=task, model=model, version=version, key=vkey, data_key=vkey, digest=digest,
+                       legacy_sums=sums)
+    return Version(task=task, model=model, version=version, key=vkey, data_key=layout.data_key(vkey, manifest.data_dir),
+                   digest=manifest.digest, manifest=manifest)
 
 
 def _not_found(ref, version: str):
@@ -381,7 +404,7 @@ class StorageObject(StorageObjectRead):
         return f"sha256:{sha}" if sha else None
 
     def retrieve_object(self):
-        from omr_workflows.hashing import copy_and_hash
+        from omr_workflows.verify.filecheck import check_or_raise
 
         entry = self._get()
         mode = self.provider.verify_mode
@@ -391,16 +414,18 @@ class StorageObject(StorageObjectRead):
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.omr-{os.getpid()}.part")
         storage = self.provider.registry.storage
-        try:
-            with storage.open_read(entry.data_key) as src, open(tmp, "wb") as out:
-                got = copy_and_hash(src, out.write)
-            problem = _compare(entry, got, mode)
-            if problem:
-                from omr_workflows.errors import IntegrityError
+        if storage.is_local or entry.legacy:
+            def source():
+                return storage.open_read(entry.data_key)
+        else:
+            copy = self.provider.local_copy(entry.result)
 
-                raise IntegrityError(f"{entry.result.uri}#{entry.path}: {problem}; "
-                                     f"run `omrw verify {entry.result.uri}` to check the whole version",
-                                     obj=entry.path)
+            def source():
+                return open(copy / entry.path, "rb")
+        try:
+            with source() as src, open(tmp, "wb") as out:
+                check_or_raise(src, entry.expected, mode, entry.chunk_size, sink=out.write, what=entry.result.uri,
+                               hint=f"run `omrw verify {entry.result.uri}` to check the whole version")
             os.replace(tmp, target)
         finally:
             if tmp.exists():
@@ -409,19 +434,6 @@ class StorageObject(StorageObjectRead):
         # when the alias moves (storage mtime grows), not on every run.
         if entry.mtime is not None:
             os.utime(target, (entry.mtime, entry.mtime))
-
-
-def _compare(entry: _Entry, got, mode: str) -> Optional[str]:
-    if got.size != entry.size:
-        return f"size {got.size} differs from the manifest's {entry.size} (truncated or replaced)"
-    if mode == "none":
-        return None
-    if entry.legacy or mode == "strict":
-        if entry.sha256 and got.sha256 != entry.sha256:
-            return "sha256 differs from the manifest (corrupted or tampered)"
-    if not entry.legacy and got.xxh3 != entry.xxh3:
-        return "xxh3-128 differs from the manifest (corrupted)"
-    return None
 
 
 __all__ = ["StorageProvider", "StorageObject", "StorageProviderSettings"]

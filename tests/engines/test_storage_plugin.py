@@ -57,6 +57,13 @@ class TestOmrStorage(TestStorageBase):
         return "omr://demo/toy@production#no-such-file.bin"
 
 
+def _manifest(reg, version: str):
+    """demo/toy@VERSION's manifest, through the registry's Version view when it has one."""
+    if hasattr(reg, "version"):
+        return reg.version("demo", "toy", version).manifest
+    return reg.manifest("demo", "toy", version)[0]
+
+
 def _provider(tmp_path, registry: str, **settings) -> StorageProvider:
     return StorageProvider(local_prefix=tmp_path / "local", logger=logging.getLogger("test"),
                            settings=StorageProviderSettings(registry=registry, **settings))
@@ -98,7 +105,7 @@ def test_mtime_follows_the_alias_event_and_promotion_changes_it(tmp_path, toy_re
 def test_version_and_digest_selectors_use_the_version_creation_time(tmp_path, toy_registry):
     from omr_workflows.registry import Registry
 
-    manifest, _ = Registry(toy_registry.url).manifest("demo", "toy", "v2")
+    manifest = _manifest(Registry(toy_registry.url), "v2")
     created = datetime.fromisoformat(manifest.created_at).timestamp()
     p = _provider(tmp_path, toy_registry.url)
     assert p.object("omr://demo/toy@v2#model.json").mtime() == pytest.approx(created)
@@ -186,7 +193,7 @@ def test_lock_setting_pins_the_version(tmp_path, toy_registry):
     p = _provider(tmp_path, toy_registry.url, lock=str(lock))
     obj = p.object("omr://demo/toy@production#model.json")
     assert obj.checksum() == f"sha256:{_sha(toy_files('one')['model.json'])}"
-    manifest, _ = reg.manifest("demo", "toy", "v1")
+    manifest = _manifest(reg, "v1")
     assert obj.mtime() == pytest.approx(datetime.fromisoformat(manifest.created_at).timestamp())
     assert not p.object("omr://demo/toy@staging#model.json").exists()  # not pinned -> not found
 
@@ -316,3 +323,69 @@ def test_plugin_is_discovered_by_snakemake_from_the_installed_project(tmp_path, 
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (work / "x").read_bytes() == toy_files("one")["model.json"]
+
+
+# ---------------------------------------------------------------------- one check, one cache (issue 9)
+@pytest.mark.s3
+@pytest.mark.parametrize("mode", ["fast", "strict"])
+def test_s3_retrieval_goes_through_the_checked_digest_cache(tmp_path, s3_registry, mode):
+    """From an object store the version is materialised once into the digest-keyed cache; a
+    cached file edited afterwards is never handed to a job."""
+    register_toy(s3_registry, tmp_path, "v1", "one", aliases=["production"])
+    p = _provider(tmp_path, s3_registry, verify=mode)
+    obj = p.object("omr://demo/toy@production#model.json")
+    obj.retrieve_object()
+    copies = list((Path(os.environ["OMR_CACHE"]) / "by-digest").glob("*/*"))
+    assert len(copies) == 1 and (copies[0] / "labels.txt").is_file()
+    cached = copies[0] / "model.json"
+    os.chmod(copies[0], 0o755)
+    os.chmod(cached, 0o644)
+    cached.write_bytes(cached.read_bytes().replace(b"one", b"eno"))
+    fresh = _provider(tmp_path / "second", s3_registry, verify=mode).object("omr://demo/toy@production#model.json")
+    fresh.retrieve_object()
+    assert fresh.local_path().read_bytes() == toy_files("one")["model.json"]
+
+
+@pytest.mark.s3
+def test_s3_retrieval_refuses_damaged_registry_bytes(tmp_path, s3_registry):
+    from omr_workflows.registry import Registry
+
+    register_toy(s3_registry, tmp_path, "v1", "one", aliases=["production"])
+    reg = Registry(s3_registry)
+    obj = _provider(tmp_path, s3_registry, verify="none").object("omr://demo/toy@production#labels.txt")
+    key = obj._get().data_key
+    reg.storage.fs.pipe_file(reg.storage._p(key), b"x\nb\n")  # same size, other bytes
+    with pytest.raises(Exception, match="labels.txt.*sha256"):
+        obj.retrieve_object()
+    assert not obj.local_path().exists()
+
+
+def test_lock_resolution_is_the_lockfile_module_s(tmp_path, toy_registry, monkeypatch):
+    """The plugin resolves pins with `lockfile.resolve_pinned`, the one lock resolution."""
+    import omr_workflows.lockfile as lockfile
+    from omr_workflows.registry import Registry
+
+    reg = Registry(toy_registry.url)
+    lock = tmp_path / "omr.lock.json"
+    lockfile.write_lock(lockfile.make_lock(reg, ["demo/toy@production"]), lock)
+    calls = []
+    real = lockfile.resolve_pinned
+    monkeypatch.setattr(lockfile, "resolve_pinned", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    obj = _provider(tmp_path, toy_registry.url, lock=str(lock)).object("omr://demo/toy@production#model.json")
+    assert obj.exists() and len(calls) == 1
+
+
+@pytest.mark.parametrize("mode, fails", [("none", False), ("fast", True), ("strict", True)])
+def test_retrieval_means_what_the_per_file_check_means(tmp_path, toy_registry, mode, fails):
+    """A truncated file fails in every mode (size is always checked); a flipped byte in fast/strict."""
+    path = _corrupt(toy_registry.url, "v1", "labels.txt")
+    obj = _provider(tmp_path, toy_registry.url, verify=mode).object("omr://demo/toy@production#labels.txt")
+    if fails:
+        with pytest.raises(Exception, match="labels.txt: (xxh3-128|sha256) mismatch"):
+            obj.retrieve_object()
+    else:
+        obj.retrieve_object()
+    path.write_bytes(path.read_bytes()[:-1])
+    with pytest.raises(Exception, match=r"labels.txt: size .*\(truncated\)"):
+        _provider(tmp_path / "t", toy_registry.url, verify=mode).object(
+            "omr://demo/toy@production#labels.txt").retrieve_object()
