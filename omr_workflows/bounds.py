@@ -126,7 +126,7 @@ def load_json_bounded(data: bytes | str, what: str, max_bytes: int | None = MAX_
     """Parse untrusted JSON. Raises InvalidInputError naming `what` and the problem:
     too large, nested deeper than `max_depth`, not UTF-8, not JSON, NaN/Infinity, a duplicate key.
     """
-    _check_size(len(data.encode() if isinstance(data, str) else data), what, max_bytes)
+    _check_size(len(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data), what, max_bytes)
     text = _as_text(data, what)
     try:
         return _parse_json(text, what, max_depth)
@@ -198,7 +198,7 @@ def load_yaml_bounded(data: bytes | str, what: str, max_bytes: int | None = MAX_
     """
     import yaml
 
-    _check_size(len(data.encode() if isinstance(data, str) else data), what, max_bytes)
+    _check_size(len(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data), what, max_bytes)
     text = _as_text(data, what)
     loader = _yaml_loader_class()(text)
     loader.omr_what = what
