@@ -56,6 +56,7 @@ ENV_RUN_DIR = "OMR_RUN_DIR"        # where resolve/verify append run provenance 
 ENV_ENGINE = "OMR_ENGINE"          # snakemake | nextflow | cli, recorded in provenance
 ENV_DEBUG = "OMR_DEBUG"
 ENV_ACTOR = "OMR_ACTOR"
+ENV_TRUST_LEGACY = "OMR_TRUST_LEGACY"  # 1: strict verification accepts unanchored omnibioai versions
 
 
 def _data_home() -> Path:
@@ -90,6 +91,11 @@ def default_demote_to() -> str:
 
 def debug_enabled() -> bool:
     return os.environ.get(ENV_DEBUG, "").strip() not in ("", "0", "false", "no")
+
+
+def trust_legacy() -> bool:
+    """Whether strict verification may pass a legacy version no event anchors (explicit opt-in)."""
+    return os.environ.get(ENV_TRUST_LEGACY, "").strip() not in ("", "0", "false", "no")
 
 
 def default_actor() -> str:

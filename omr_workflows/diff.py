@@ -129,27 +129,26 @@ def diff_versions(a: Side, b: Side) -> Diff:
 def load_side(reg, ref: str) -> Side:
     """Read one version's listing, meta and metrics (the I/O edge). Raises what resolve raises."""
     from .errors import NotFoundError
-    from .registry import version_key
-
     res = reg.resolve(ref, verify="none", materialize=False)
-    manifest, sums = reg.manifest(res.task, res.model, res.version)
-    vkey = version_key(res.task, res.model, res.version)
-    if manifest is not None:
-        base = f"{vkey}/{manifest.data_dir}" if manifest.data_dir else vkey
-        files = {e.path: FileInfo(size=e.size, sha256=e.sha256) for e in manifest.content.files}
+    v = reg.version(res.task, res.model, res.version, require_anchor=False)
+    base = v.data_key
+    if v.manifest is not None:
+        files = {e.path: FileInfo(size=e.size, sha256=e.sha256) for e in v.manifest.content.files}
     else:
-        base = vkey
-        files = {p: FileInfo(sha256=h) for p, h in sums.items() if p not in (META_NAME, SHA256SUMS_NAME)}
+        files = {p: FileInfo(sha256=h) for p, h in (v.legacy_sums or {}).items() if p not in (META_NAME, SHA256SUMS_NAME)}
 
     def read_json(name: str) -> Any:
+        from .bounds import MAX_META_BYTES, load_json_bounded
+        from .errors import OmrError
+
         try:
-            return json.loads(reg.storage.read_bytes(f"{base}/{name}"))
+            return load_json_bounded(reg.storage.read_bytes(f"{base}/{name}"), name, max_bytes=MAX_META_BYTES)
         except NotFoundError:
             return None
-        except (ValueError, UnicodeDecodeError):
-            return {"<unreadable>": f"{name} is not valid JSON"}
+        except OmrError:
+            return {"<unreadable>": f"{name} is not valid JSON (or not a regular file)"}
 
-    meta = read_json(META_NAME) if (manifest is None or manifest.entry(META_NAME)) else None
+    meta = read_json(META_NAME) if (v.manifest is None or v.manifest.entry(META_NAME)) else None
     metrics = read_json(METRICS_NAME) if METRICS_NAME in files else None
     return Side(ref=res.ref, uri=res.uri, version=res.version, digest=res.digest, files=files,
                 meta=meta if isinstance(meta, dict) else {}, metrics=metrics)

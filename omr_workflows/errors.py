@@ -28,6 +28,10 @@ class IntegrityError(OmrError):
         self.problems = problems or []
 
 
+class DigestMismatchError(IntegrityError):
+    """A version's manifest gives another package digest than the event that registered it."""
+
+
 class InvalidInputError(OmrError, ValueError):
     """A name, reference, option or input file is malformed or unsafe."""
 

@@ -49,3 +49,16 @@ def check_relpath(value: str, what: str = "path") -> str:
         if part in ("", ".", ".."):
             raise InvalidInputError(f"unsafe {what} {value!r}: '..', '.' and empty parts are not allowed")
     return value
+
+
+def _pydantic_name(value: str) -> str:
+    return check_name(value, "name")
+
+
+def name_type():
+    """`Annotated[str, ...]` that applies the name rule inside pydantic models read from files."""
+    from typing import Annotated
+
+    from pydantic import AfterValidator
+
+    return Annotated[str, AfterValidator(_pydantic_name)]

@@ -1,47 +1,38 @@
-"""Registry operations: register, resolve, promote, list, show, history, audit, gc.
+"""Registry operations: register, adopt, resolve, promote, list, show, history.
 
-Built from storage (where bytes live), manifest (what a version is) and audit (who moved
-what). Library code returns values and raises `errors`; it never prints.
+Built from storage (where bytes live), layout (what every key is called), manifest (what a
+version is) and audit (the log, the only truth). A version exists iff an intact chain holds
+its register (or adopt) event with its digest and its bytes are complete; `version()` is
+the one place that decides it and returns the `Version` view every reader uses. Checking
+the whole registry against the log lives in `fsck.py`, removing debris in `gc.py`.
+Library code returns values and raises `errors`; it never prints.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import stat
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
 from pydantic import BaseModel, Field
 
-from . import audit
-from .constants import (
-    DIGEST_INDEX_DIR,
-    MANIFEST_NAME,
-    META_NAME,
-    REMOTE_DATA_DIR,
-    SHA256SUMS_NAME,
-    STAGING_DIR,
-    cache_dir,
-    default_actor,
-    default_demote_to,
-    default_registry,
-)
+from . import audit, layout
 from ._faults import crash_point
-from .errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError, OmrError
+from .artifacts import build_meta, check_shipped_sums, scan_artifacts
+from .constants import MANIFEST_NAME, META_NAME, SHA256SUMS_NAME, default_actor, default_demote_to, default_registry, trust_legacy
+from .errors import ConflictError, DigestMismatchError, IntegrityError, InvalidInputError, NotFoundError, OmrError
 from .hashing import FileHashes, copy_and_hash, hash_bytes, sha256_hex
 from .manifest import Content, FileEntry, Manifest, parse_manifest, parse_sha256sums, sha256sums_text
-from .artifacts import Source, build_meta, check_shipped_sums, scan_artifacts
-from .meta import ModelMeta
-from .names import check_name, check_relpath
+from .names import check_name
 from .refs import Ref, parse_ref
 from .storage import Storage, open_storage
-from .storage.base import token_age
-from .verify.check import check_version, raise_problems
+from .versions import Anchor, Version
 
 VerifyMode = Literal["none", "fast", "strict"]
+# Kept as names of this module: callers and tests import them from here.
+model_key = layout.model_key
+version_key = layout.version_key
 
 
 class ResolveResult(BaseModel):
@@ -61,6 +52,8 @@ class ResolveResult(BaseModel):
     registry: str
     verified: Literal["none", "fast", "strict"] = "none"
     legacy: bool = Field(default=False, description="written by omnibioai-model-registry (no omr manifest)")
+    anchored: bool = Field(default=True, description="an intact audit chain holds the event that registered it")
+    anchor_seq: int | None = Field(default=None, description="the register/adopt event of the version")
     alias_updated_at: str | None = None
     alias_event_seq: int | None = None
 
@@ -78,35 +71,92 @@ class RegisterResult(BaseModel):
     bytes: int
     aliases: list[str]
     hashes: dict[str, str] = Field(description="path -> sha256 (omnibioai-model-registry compatible)")
-
-
-def model_key(task: str, model: str) -> str:
-    return f"tasks/{task}/models/{model}"
-
-
-def version_key(task: str, model: str, version: str) -> str:
-    return f"{model_key(task, model)}/versions/{version}"
-
-
-def _legacy_sums(storage: Storage, vkey: str, task: str, model: str, version: str) -> dict[str, str] | None:
-    """{path: sha256} of a version written by omnibioai-model-registry (its sha256sums.txt).
-
-    Such versions record only sha256 of a fixed list of files; sizes and xxh3 are not
-    recorded, so fast verification of them falls back to sha256. None without the file.
-    """
-    try:
-        text = storage.read_bytes(f"{vkey}/{SHA256SUMS_NAME}").decode("utf-8", "replace")
-    except NotFoundError:
-        return None
-    return parse_sha256sums(text, f"{task}/{model}@{version}/{SHA256SUMS_NAME}")
+    completed_interrupted: bool = Field(default=False, description="an interrupted register of the same bytes "
+                                        "was found published without its event; this register recorded it")
 
 
 class Registry:
     """One registry (a local folder or an fsspec URL)."""
 
-    def __init__(self, url: str | os.PathLike | None = None):
+    def __init__(self, url: str | os.PathLike | None = None, trust_legacy_versions: bool | None = None):
         self.url = str(url) if url else default_registry()
         self.storage: Storage = open_storage(self.url)
+        self.trust_legacy = trust_legacy() if trust_legacy_versions is None else trust_legacy_versions
+
+    # ------------------------------------------------------------------ the Version view
+    def version(self, task: str, model: str, version: str, *, require_anchor: bool = True,
+                tail_seq: int | None = None, anchors: dict | None = None) -> Version:
+        """The published version as the log vouches for it.
+
+        Raises NotFoundError (nothing there), IntegrityError (damaged manifest, a manifest
+        that names another version, bytes the log does not know of when `require_anchor`,
+        a digest other than the anchored one). `anchors`/`tail_seq` let a caller that has
+        read the log once (verify, list) skip reading it per version.
+        """
+        mkey, vkey = layout.model_key(task, model), layout.version_key(task, model, version)
+        ref = f"{task}/{model}@{version}"
+        if tail_seq is None:
+            last, _ = audit.tail(self.storage, mkey)
+            tail_seq = last.seq if last else 0
+        try:
+            raw = self.storage.read_bytes(layout.manifest_key(vkey))
+        except NotFoundError:
+            raw = None
+        anchor = self._anchor(mkey, version, tail_seq, anchors)
+        if raw is None:
+            return self._legacy_version(task, model, version, vkey, anchor)
+        where = f"{ref}/{MANIFEST_NAME}"
+        manifest = parse_manifest(raw, where)
+        if (manifest.task, manifest.model, manifest.version) != (task, model, version):
+            raise IntegrityError(f"{where}: names {manifest.task}/{manifest.model}@{manifest.version}, "
+                                 f"not this version (copied or edited)", obj=where)
+        if anchor is None and require_anchor:
+            raise _unanchored(ref)
+        if anchor is not None and anchor.digest != manifest.digest:
+            raise DigestMismatchError(f"{where}: package digest {manifest.digest} differs from {anchor.digest} recorded at "
+                                 f"registration (audit event {anchor.seq}): manifest edited or replaced; run `omrw verify --mode strict "
+                                 f"{ref}`", obj=where)
+        return Version(task=task, model=model, version=version, key=vkey,
+                       data_key=layout.data_key(vkey, manifest.data_dir), digest=manifest.digest, manifest=manifest,
+                       manifest_sha256=sha256_hex(raw), anchor=anchor)
+
+    def _legacy_version(self, task, model, version, vkey, anchor: Anchor | None) -> Version:
+        ref = f"{task}/{model}@{version}"
+        if not (self.storage.is_local and self.storage.isdir(vkey)):
+            raise NotFoundError(f"version {ref} not found in {self.url}; run `omrw list {task}/{model}`", obj=ref)
+        try:
+            sums_raw = self.storage.read_bytes(layout.sums_key(vkey))
+        except NotFoundError:
+            raise IntegrityError(f"{ref}: has neither {MANIFEST_NAME} nor {SHA256SUMS_NAME} (not a version)",
+                                 obj=ref) from None
+        sums = parse_sha256sums(sums_raw.decode("utf-8", "replace"), f"{ref}/{SHA256SUMS_NAME}")
+        digest = "sha256:" + sha256_hex(sums_raw)
+        if anchor is not None and anchor.digest != digest:
+            raise IntegrityError(f"{ref}/{SHA256SUMS_NAME}: changed since audit event {anchor.seq} adopted the version",
+                                 obj=ref)
+        return Version(task=task, model=model, version=version, key=vkey, data_key=vkey, digest=digest,
+                       legacy_sums=sums, anchor=anchor)
+
+    def _anchor(self, mkey: str, version: str, tail_seq: int, anchors: dict | None) -> Anchor | None:
+        if anchors is not None:
+            found = anchors.get(version)
+        else:
+            found = audit.find_anchor(self.storage, mkey, version)
+        if found is None:
+            return None
+        ev, sha = found
+        if ev.seq > tail_seq:
+            return None  # an event file beyond the tail is not part of the chain
+        return Anchor(seq=ev.seq, kind=ev.kind, event_sha256=sha, digest=ev.digest,
+                      meta_sha256=ev.meta_sha256, manifest_sha256=ev.manifest_sha256)
+
+    def log(self, task: str, model: str) -> tuple[list[tuple[audit.Event, str]], int]:
+        """(events up to the tail, tail seq): what list/verify read once per model."""
+        mkey = layout.model_key(task, model)
+        last, _ = audit.tail(self.storage, mkey)
+        tail_seq = last.seq if last else 0
+        events = [(ev, h) for ev, h in audit.load_events(self.storage, mkey) if ev.seq <= tail_seq]
+        return events, tail_seq
 
     # ------------------------------------------------------------------ register
     def register(
@@ -125,6 +175,10 @@ class Registry:
     ) -> RegisterResult:
         """Copy `artifacts` into a new immutable version, hashing every byte once.
 
+        Commit point: the register event. A failure after the version was published but
+        before its event is recorded unpublishes it, so a retry is not refused; a kill in
+        that window leaves it unanchored (never served), and a retry with the same bytes
+        records it.
         Raises InvalidInputError (bad names, unsafe artifacts), ConflictError (the version
         exists, whoever won the race), IntegrityError (a sha256sums.txt shipped with the
         artifacts does not match them), StorageError.
@@ -134,15 +188,15 @@ class Registry:
         check_name(version, "version")
         aliases = [check_name(a, "alias") for a in aliases]
         actor = actor or default_actor()
-        mkey = model_key(task, model)
-        vkey = version_key(task, model, version)
+        mkey = layout.model_key(task, model)
+        vkey = layout.version_key(task, model, version)
+        ref = f"{task}/{model}@{version}"
         sources, shipped_meta, shipped_sums = scan_artifacts(Path(artifacts))
         meta = build_meta(task, model, version, shipped_meta, metadata, params, actor, provenance)
-        if self._version_exists(task, model, version):
-            raise ConflictError(
-                f"version {task}/{model}@{version} already exists; versions are immutable, register a new version",
-                obj=f"{task}/{model}@{version}",
-            )
+        last, _ = audit.tail(self.storage, mkey)  # refuses early when head and tail disagree
+        if self._on_storage(vkey) and self._anchor(mkey, version, last.seq if last else 0, None) is not None:
+            raise _exists(ref)
+        completed = False
         stage = self.storage.stage(mkey, version)
         try:
             entries: list[FileEntry] = []
@@ -169,196 +223,278 @@ class Registry:
             try:
                 stage.publish(vkey, MANIFEST_NAME, manifest_bytes)
             except ConflictError:
-                raise ConflictError(
-                    f"version {task}/{model}@{version} already exists (another register won the race); "
-                    f"versions are immutable, register a new version", obj=f"{task}/{model}@{version}") from None
+                found = self._interrupted(task, model, version, manifest.digest)
+                if found is None:
+                    raise _exists(ref, "another register won the race") from None
+                manifest, manifest_bytes = found
+                completed = True
+                stage.abort()
         except BaseException:
             stage.abort()
             raise
         digest = manifest.digest
-        index = json.dumps({"version": version, "digest": digest}).encode()
-        self.storage.write_if_absent(f"{mkey}/{DIGEST_INDEX_DIR}/{digest.split(':', 1)[1]}.json", index)
+        own_meta = manifest.entry(META_NAME)
         latest = ["latest"] if set_latest else []
-        self._append_and_sync(
-            mkey, latest,
-            lambda last: _register_event(last, task, model, version, digest, meta_entry.sha256,
-                                         sha256_hex(manifest_bytes), latest, actor, reason),
-        )
+
+        def build(last_event):
+            return audit.register_fields(
+                last_event, task=task, model=model, version=version, digest=digest,
+                meta_sha256=own_meta.sha256 if own_meta else None, manifest_sha256=sha256_hex(manifest_bytes),
+                set_latest=set_latest, actor=actor, reason=reason, ts=audit.now_utc_iso())
+
+        try:
+            event, event_sha = audit.append(self.storage, mkey, build)
+        except (OmrError, OSError):
+            if not completed and not self._logged(mkey, version):
+                self._unpublish(vkey, manifest)
+            raise
+        finally:
+            stage.release()
+        self._after_event(mkey, event, event_sha, latest)
         # Other aliases are ordinary promotions, so the stage policy and audit apply to them.
         for alias in aliases:
             if alias not in latest:
                 self.promote(Ref(task, model, version), alias, reason=reason or "register --alias", actor=actor)
-        set_aliases = latest + [a for a in aliases if a not in latest]
         local = self.storage.local_path(vkey)
         return RegisterResult(
-            task=task, model_name=model, version=version, digest=digest,
-            uri=f"omr://{task}/{model}@{version}",
-            package_path=str(local) if local else f"{self.url}/{vkey}",
-            registry=self.url, files=len(content.files) + 2,
-            bytes=sum(e.size for e in manifest.all_files()), aliases=set_aliases,
-            hashes={e.path: e.sha256 for e in manifest.all_files()},
+            task=task, model_name=model, version=version, digest=digest, uri=f"omr://{ref}",
+            package_path=str(local) if local else f"{self.url}/{vkey}", registry=self.url,
+            files=len(manifest.all_files()), bytes=sum(e.size for e in manifest.all_files()),
+            aliases=latest + [a for a in aliases if a not in latest],
+            hashes={e.path: e.sha256 for e in manifest.all_files()}, completed_interrupted=completed,
         )
 
-    def _version_exists(self, task: str, model: str, version: str) -> bool:
-        vkey = version_key(task, model, version)
+    def _on_storage(self, vkey: str) -> bool:
         if self.storage.is_local:
             return self.storage.isdir(vkey) and bool(self.storage.listdir(vkey))
-        return self.storage.exists(f"{vkey}/{MANIFEST_NAME}")
+        return self.storage.exists(layout.manifest_key(vkey))
 
-    def _append_and_sync(self, mkey: str, aliases: list[str], build) -> audit.Event:
-        event = audit.append(self.storage, mkey, build)
-        for alias in aliases:
-            audit.sync_alias(self.storage, mkey, alias)
+    def _logged(self, mkey: str, version: str) -> bool:
+        try:
+            return audit.find_anchor(self.storage, mkey, version) is not None
+        except OmrError:
+            return True  # cannot tell: never unpublish what the log might vouch for
+
+    def _unpublish(self, vkey: str, manifest: Manifest) -> None:
+        """Take back a version whose event could not be written (nothing could have used it).
+
+        The sha256sums.txt goes first so the folder never looks like an omnibioai version.
+        """
+        try:
+            if self.storage.is_local:
+                self.storage.remove_tree(layout.sums_key(vkey))
+            self.storage.remove_tree(layout.manifest_key(vkey))
+            self.storage.remove_tree(layout.data_key(vkey, manifest.data_dir) if manifest.data_dir else vkey)
+        except (OmrError, OSError):
+            pass  # left unanchored: never served; `omrw audit` names it
+
+    def _interrupted(self, task: str, model: str, version: str, digest: str) -> tuple[Manifest, bytes] | None:
+        """An unanchored, complete version of exactly these bytes (a register killed after publishing)."""
+        try:
+            v = self.version(task, model, version, require_anchor=False)
+        except OmrError:
+            return None
+        if v.anchored or v.manifest is None or v.digest != digest or self._live_attempt(task, model, version):
+            return None
+        from .verify.check import check_version
+
+        if check_version(self, task, model, version, "strict", allow_unanchored=True):
+            return None
+        raw = self.storage.read_bytes(layout.manifest_key(v.key))
+        return v.manifest, raw
+
+    def _live_attempt(self, task: str, model: str, version: str) -> bool:
+        """Whether another register of `version` still holds a live lease (it may be committing)."""
+        import time
+
+        from .storage.base import lease_is_dead
+
+        mkey = layout.model_key(task, model)
+        root = layout.staging_root(mkey)
+        for name in self.storage.listdir(root):
+            m = layout.LEASE_RE.fullmatch(name)
+            if m and m["version"] == version:
+                try:
+                    lease = self.storage.read_bytes(f"{root}/{name}")
+                except (OmrError, OSError):
+                    return True
+                if not lease_is_dead(lease, time.time(), 0.0):
+                    return True
+        return False
+
+    def _after_event(self, mkey: str, event: audit.Event, event_sha: str, aliases: list[str]) -> None:
+        """Derived files after a committed event: failures here never undo it (`audit --repair` heals)."""
+        try:
+            if event.kind in audit.ANCHOR_KINDS:
+                audit.write_anchor(self.storage, mkey, event, event_sha)
+            for alias in aliases:
+                audit.sync_alias(self.storage, mkey, alias)
+        except (OmrError, OSError):
+            pass
+
+    # ------------------------------------------------------------------ adopt
+    def adopt(self, ref: str | Ref, reason: str, actor: str | None = None) -> audit.Event:
+        """Record a version found on storage without an event, after verifying it strictly.
+
+        For versions copied in by hand, written by omnibioai-model-registry, or whose
+        register was interrupted. Raises InvalidInputError (no reason, not a version ref),
+        ConflictError (already in the log), IntegrityError (it does not verify).
+        """
+        r = parse_ref(ref) if isinstance(ref, str) else ref
+        if not reason or not reason.strip():
+            raise InvalidInputError("adopt needs --reason: say where the version came from")
+        if r.file or r.selector_is_digest:
+            raise InvalidInputError(f"adopt takes TASK/MODEL@VERSION, not {r}")
+        mkey = layout.model_key(r.task, r.model)
+        v = self.version(r.task, r.model, r.selector, require_anchor=False)
+        if v.anchored:
+            raise ConflictError(f"{v.ref} is already recorded by audit event {v.anchor.seq}; nothing to adopt",
+                                obj=v.ref)
+        from .verify.check import check_version, raise_problems
+
+        raise_problems(v.ref, check_version(self, r.task, r.model, r.selector, "strict", allow_unanchored=True))
+        meta = v.manifest.entry(META_NAME) if v.manifest else None
+        manifest_sha = v.manifest_sha256 if v.manifest else None
+
+        def build(last):
+            return audit.register_fields(last, kind="adopt", task=r.task, model=r.model, version=r.selector,
+                                         digest=v.digest, meta_sha256=meta.sha256 if meta else None,
+                                         manifest_sha256=manifest_sha, set_latest=False,
+                                         actor=actor or default_actor(), reason=reason, ts=audit.now_utc_iso())
+
+        event, sha = audit.append(self.storage, mkey, build)
+        if self.version(r.task, r.model, r.selector, require_anchor=False).digest != v.digest:
+            # Replaced between the check and the event: the anchor names the checked digest,
+            # so the new bytes stay unanchored and are never served.
+            raise IntegrityError(f"{v.ref} changed while being adopted; run `omrw audit`", obj=v.ref)
+        self._after_event(mkey, event, sha, [])
         return event
 
-    # ------------------------------------------------------------------ read side
-    def manifest(self, task: str, model: str, version: str) -> tuple[Manifest | None, dict | None]:
-        """(manifest, None) for our versions, (None, sha256sums) for omnibioai ones."""
-        vkey = version_key(task, model, version)
-        where = f"{task}/{model}@{version}/{MANIFEST_NAME}"
-        try:
-            data = self.storage.read_bytes(f"{vkey}/{MANIFEST_NAME}")
-        except NotFoundError:
-            if self.storage.is_local and self.storage.isdir(vkey):
-                sums = _legacy_sums(self.storage, vkey, task, model, version)
-                if sums is not None:
-                    return None, sums
-                raise IntegrityError(f"{task}/{model}@{version}: has neither {MANIFEST_NAME} nor {SHA256SUMS_NAME}",
-                                     obj=f"{task}/{model}@{version}")
-            raise NotFoundError(
-                f"version {task}/{model}@{version} not found in {self.url}; run `omrw list {task}/{model}`",
-                obj=f"{task}/{model}@{version}",
-            ) from None
-        manifest = parse_manifest(data, where)
-        if (manifest.task, manifest.model, manifest.version) != (task, model, version):
-            raise IntegrityError(f"{where}: names {manifest.task}/{manifest.model}@{manifest.version}, "
-                                 f"not this version (copied or edited)", obj=where)
-        return manifest, None
-
-    def _alias(self, task: str, model: str, alias: str) -> audit.AliasPointer | None:
-        try:
-            data = self.storage.read_bytes(audit.alias_key(model_key(task, model), alias))
-        except NotFoundError:
-            return None
-        try:
-            return audit.AliasPointer.model_validate_json(data)
-        except Exception:
-            raise IntegrityError(f"alias {task}/{model}@{alias} is damaged; run `omrw audit {task}/{model}`",
-                                 obj=f"{task}/{model}@{alias}") from None
-
+    # ------------------------------------------------------------------ resolve
     def resolve(self, ref: str | Ref, verify: VerifyMode = "none", materialize: bool = True) -> ResolveResult:
-        """Resolve a reference to an immutable version; optionally verify its bytes.
+        """Resolve a reference to an immutable version the log vouches for; optionally verify it.
 
-        Reads at most two small objects (alias pointer, manifest) before verification.
-        Raises InvalidInputError, NotFoundError, IntegrityError (verification failed).
+        Aliases resolve to what the log's tail says; pointer files are only a cache (and the
+        omnibioai-compatible view). Reads the head, the tail event, the manifest and the
+        version's anchor before verification.
+        Raises InvalidInputError, NotFoundError, IntegrityError (the log or the bytes disagree).
         """
         r = parse_ref(ref) if isinstance(ref, str) else ref
         if verify not in ("none", "fast", "strict"):
             raise InvalidInputError(f"invalid verify mode {verify!r}: use none, fast or strict")
-        pointer = None
+        mkey = layout.model_key(r.task, r.model)
+        last, _ = audit.tail(self.storage, mkey)
+        tail_seq = last.seq if last else 0
+        alias_seq = alias_ts = None
         if r.selector_is_digest:
-            kind = "digest"
-            key = f"{model_key(r.task, r.model)}/{DIGEST_INDEX_DIR}/{r.selector.split(':', 1)[1]}.json"
-            try:
-                version = json.loads(self.storage.read_bytes(key))["version"]
-            except NotFoundError:
-                raise NotFoundError(f"no version of {r.model_key} has digest {r.selector}", obj=str(r)) from None
-            check_name(version, "version")
+            kind, version = "digest", self._by_digest(r, mkey)
+        elif last is not None and r.selector in last.aliases:
+            state = last.aliases[r.selector]
+            kind, version, alias_seq = "alias", state.version, state.seq
+            alias_ts = self._alias_time(mkey, r.selector, state)
         else:
-            pointer = self._alias(r.task, r.model, r.selector)
+            pointer = self._legacy_pointer(r, mkey)
             if pointer is not None:
-                kind, version = "alias", check_name(pointer.version, "version")
+                kind, version, alias_ts = "alias", pointer.version, pointer.updated_at
             else:
                 kind, version = "version", r.selector
         try:
-            manifest, sums = self.manifest(r.task, r.model, version)
+            v = self.version(r.task, r.model, version, tail_seq=tail_seq)
         except NotFoundError:
             if kind == "version":
-                raise NotFoundError(
-                    f"{r.model_key}@{r.selector}: no such alias or version in {self.url}; "
-                    f"run `omrw list {r.model_key}`", obj=str(r)) from None
-            raise
-        vkey = version_key(r.task, r.model, version)
-        if manifest is not None:
-            digest = manifest.digest
-            files = {e.path for e in manifest.all_files()}
-        else:
-            digest = "sha256:" + sha256_hex(self.storage.read_bytes(f"{vkey}/{SHA256SUMS_NAME}"))
-            files = set(sums) | {SHA256SUMS_NAME}
-        if kind == "digest" and digest != r.selector:
-            raise IntegrityError(f"{r}: version {version} has digest {digest}, not the one asked for", obj=str(r))
-        if r.file and r.file not in files:
+                raise NotFoundError(f"{r.model_key}@{r.selector}: no such alias or version in {self.url}; "
+                                    f"run `omrw list {r.model_key}`", obj=str(r)) from None
+            raise IntegrityError(f"{r}: the log points to version {version}, which is missing from storage; "
+                                 f"run `omrw audit {r.model_key}`", obj=str(r)) from None
+        if kind == "alias" and alias_seq is None and not v.legacy:
+            raise IntegrityError(f"{r}: alias pointer names {version}, but the audit log has no alias {r.selector} "
+                                 f"(pointer edited by hand); run `omrw audit {r.model_key}`", obj=str(r))
+        if kind == "digest" and v.digest != r.selector:
+            raise IntegrityError(f"{r}: version {version} has digest {v.digest}, not the one asked for", obj=str(r))
+        if r.file and r.file not in v.file_names():
             raise NotFoundError(f"{r}: no file {r.file!r} in version {version}; run `omrw show {r.model_key}@{version}`",
                                 obj=str(r))
         if verify != "none":
             self.verify_version(r.task, r.model, version, verify)
-        path = self.storage.local_path(vkey)
-        if path is None:
-            path = self._materialize(r.task, r.model, version, manifest) if materialize else None
+        path = self.storage.local_path(v.key)
+        if path is None and materialize:
+            from .cache import materialize as cache_materialize
+
+            path = _cache_path(cache_materialize(self.storage, v, verify))
         return ResolveResult(
             ref=str(r), task=r.task, model=r.model, version=version, selector=r.selector,
-            selector_kind=kind, digest=digest, uri=f"omr://{r.task}/{r.model}@{version}",
-            path=str(path) if path else f"{self.url}/{vkey}", file=r.file,
+            selector_kind=kind, digest=v.digest, uri=v.uri,
+            path=str(path) if path else f"{self.url}/{v.key}", file=r.file,
             file_path=str(Path(path) / r.file) if (path and r.file) else None,
-            registry=self.url, verified=verify, legacy=manifest is None,
-            alias_updated_at=pointer.updated_at if pointer else None,
-            alias_event_seq=pointer.event_seq if pointer else None,
+            registry=self.url, verified=verify, legacy=v.legacy, anchored=v.anchored,
+            anchor_seq=v.anchor.seq if v.anchor else None,
+            alias_updated_at=alias_ts, alias_event_seq=alias_seq,
         )
 
+    def _by_digest(self, r: Ref, mkey: str) -> str:
+        key = layout.digest_index_key(mkey, r.selector)
+        try:
+            raw = self.storage.read_bytes(key)
+        except NotFoundError:
+            for version, (ev, _h) in audit.anchors_of(self.log(r.task, r.model)[0]).items():
+                if ev.digest == r.selector:
+                    return version
+            raise NotFoundError(f"no version of {r.model_key} has digest {r.selector}", obj=str(r)) from None
+        try:
+            data = json.loads(raw)
+            return check_name(data["version"], "version")
+        except (ValueError, KeyError, TypeError, RecursionError):
+            raise IntegrityError(f"{r.model_key}: digest index {key.rsplit('/', 1)[-1]} is damaged; run "
+                                 f"`omrw audit --repair {r.model_key}`", obj=key) from None
+
+    def _alias_time(self, mkey: str, alias: str, state: audit.AliasState) -> str | None:
+        pointer = self._pointer(mkey, alias)
+        if pointer is not None and pointer.event_seq == state.seq and pointer.version == state.version:
+            return pointer.updated_at
+        try:
+            return audit.read_event(self.storage, mkey, state.seq)[0].ts_utc
+        except OmrError:
+            return None
+
+    def _pointer(self, mkey: str, alias: str) -> audit.AliasPointer | None:
+        try:
+            return audit.AliasPointer.model_validate_json(self.storage.read_bytes(layout.alias_key(mkey, alias)))
+        except (NotFoundError, ValueError, IntegrityError):
+            return None
+
+    def _legacy_pointer(self, r: Ref, mkey: str) -> audit.AliasPointer | None:
+        """An alias only a pointer file knows (omnibioai-model-registry writes no log)."""
+        try:
+            data = self.storage.read_bytes(layout.alias_key(mkey, r.selector))
+        except NotFoundError:
+            return None
+        try:
+            return audit.AliasPointer.model_validate_json(data)
+        except ValueError:
+            raise IntegrityError(f"alias {r.model_key}@{r.selector} is damaged; run `omrw audit {r.model_key}`",
+                                 obj=f"{r.model_key}@{r.selector}") from None
+
     def recorded(self, task: str, model: str, version: str) -> tuple[str | None, str | None]:
-        """(package digest, model_meta sha256) recorded by the register event, if any."""
-        for ev, _h in reversed(audit.load_events(self.storage, model_key(task, model))):
-            if ev.kind == "register" and ev.version == version:
-                return ev.digest, ev.meta_sha256
-        return None, None
+        """(package digest, model_meta sha256) recorded by the event that anchors the version."""
+        found = audit.find_anchor(self.storage, layout.model_key(task, model), version)
+        if found is None:
+            return None, None
+        return found[0].digest, found[0].meta_sha256
 
     def verify_version(self, task: str, model: str, version: str, mode: str) -> None:
         """Raise IntegrityError listing every bad file of one version (the `omrw verify` engine)."""
+        from .verify.check import check_version, raise_problems
+
         raise_problems(f"{task}/{model}@{version}", check_version(self, task, model, version, mode))
-
-    def _materialize(self, task: str, model: str, version: str, manifest: Manifest) -> Path:
-        """Copy a remote version into the local cache once, checking sha256 on the way."""
-        import hashlib
-
-        reg = hashlib.sha256(self.url.encode()).hexdigest()[:16]
-        target = cache_dir() / reg / task / model / f"{version}-{manifest.digest.split(':', 1)[1][:16]}"
-        if target.is_dir():
-            return target
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.{time.time_ns()}")
-        tmp.mkdir(parents=True)
-        vkey = version_key(task, model, version)
-        base = f"{vkey}/{manifest.data_dir}" if manifest.data_dir else vkey
-        try:
-            for entry in manifest.all_files():
-                out = tmp / entry.path
-                out.parent.mkdir(parents=True, exist_ok=True)
-                with self.storage.open_read(f"{base}/{entry.path}") as fin, open(out, "wb") as fout:
-                    h = copy_and_hash(fin, fout.write, manifest.content.chunk_size)
-                if h.sha256 != entry.sha256 or h.size != entry.size:
-                    raise IntegrityError(f"{task}/{model}@{version}: {entry.path}: downloaded bytes do not match "
-                                         f"the manifest", obj=entry.path)
-            (tmp / MANIFEST_NAME).write_bytes(manifest.to_bytes())
-            try:
-                os.rename(tmp, target)
-            except OSError:
-                if not target.is_dir():
-                    raise
-        finally:
-            if tmp.exists():
-                import shutil
-
-                shutil.rmtree(tmp, ignore_errors=True)
-        return target
 
     # ------------------------------------------------------------------ promote
     def promote(self, ref: str | Ref, to: str, reason: str | None = None, actor: str | None = None,
                 rollback: bool = False, demote_to: str | None = None) -> audit.Event:
         """Point alias `to` at the version `ref` resolves to, as an audited event.
 
-        Stage policy: `--to production` moves the previous production version to
-        `demote_to` (default `archived`, or `staging`, or `none`); an archived version goes
-        back to production only with `rollback=True`, which the event records.
-        Raises InvalidInputError, NotFoundError, ConflictError (policy refused).
+        The stage policy is `audit.promote_fields`. Only versions the log vouches for can
+        be promoted (`omrw adopt` first for others). Raises InvalidInputError,
+        NotFoundError, IntegrityError, ConflictError (policy refused).
         """
         r = parse_ref(ref) if isinstance(ref, str) else ref
         check_name(to, "alias")
@@ -366,68 +502,46 @@ class Registry:
         if demote_to not in ("archived", "staging", "none"):
             raise InvalidInputError(f"invalid demote target {demote_to!r}: use archived, staging or none")
         resolved = self.resolve(r, materialize=False)
+        if not resolved.anchored:
+            raise IntegrityError(f"{r.model_key}@{resolved.version} is not recorded in the audit log (legacy or copied "
+                                 f"in); run `omrw adopt {r.model_key}@{resolved.version} --reason ...` first", obj=str(r))
         version, digest = resolved.version, resolved.digest
         actor = actor or default_actor()
-        mkey = model_key(r.task, r.model)
+        mkey = layout.model_key(r.task, r.model)
 
-        def build(last: audit.Event | None) -> dict:
-            aliases = dict(last.aliases) if last else {}
-            stages = dict(last.stages) if last else {}
-            digests = dict(last.digests) if last else {}
-            current = stages.get(version, "development")
-            moves: dict[str, str] = {}
-            if to in audit.STAGE_ONLY:
-                if to == "archived" and aliases.get("production") and aliases["production"].version == version:
-                    raise ConflictError(f"{r.model_key}@{version} is in production; promote another version first",
-                                        obj=str(r))
-                moves[version] = to
-                alias = None
-                from_version = None
-            else:
-                alias = to
-                prev = aliases.get(to)
-                from_version = prev.version if prev else None
-                target_stage = audit.STAGE_ALIASES.get(to)
-                if target_stage == "production" and current == "archived" and not rollback:
-                    raise ConflictError(
-                        f"{r.model_key}@{version} is archived; bringing it back to production is a rollback: "
-                        f"add --rollback", obj=str(r))
-                if target_stage:
-                    moves[version] = target_stage
-                if target_stage == "production" and from_version and from_version != version and demote_to != "none":
-                    moves[from_version] = demote_to
-                aliases[to] = audit.AliasState(version=version, seq=(last.seq + 1) if last else 1)
-                digests[version] = digest
-            for v, s in moves.items():
-                if s == "development":
-                    stages.pop(v, None)
-                else:
-                    stages[v] = s
-            live = {a.version for a in aliases.values()}
-            digests = {v: d for v, d in digests.items() if v in live}
-            return dict(kind="promote" if alias else "stage", task=r.task, model_name=r.model, version=version,
-                        alias=alias, from_version=from_version, digest=digest, rollback=rollback,
-                        stage_moves=moves, actor=actor, reason=reason, ts_utc=audit.now_utc_iso(),
-                        aliases=aliases, stages=stages, digests=digests)
+        def build(last):
+            return audit.promote_fields(last, task=r.task, model=r.model, version=version, digest=digest, to=to,
+                                        rollback=rollback, demote_to=demote_to, actor=actor, reason=reason,
+                                        ts=audit.now_utc_iso())
 
-        return self._append_and_sync(mkey, [to] if to not in audit.STAGE_ONLY else [], build)
+        event, sha = audit.append(self.storage, mkey, build)
+        self._after_event(mkey, event, sha, [to] if to not in audit.STAGE_ONLY else [])
+        return event
 
     # ------------------------------------------------------------------ listing
     def tasks(self) -> list[str]:
-        return [n for n in self.storage.listdir("tasks") if not n.startswith(".")]
+        return _names(self.storage, layout.tasks_key())
 
     def models(self, task: str) -> list[str]:
-        return [n for n in self.storage.listdir(f"tasks/{check_name(task, 'task')}/models") if not n.startswith(".")]
+        return _names(self.storage, layout.models_key(task))
 
     def versions(self, task: str, model: str) -> list[str]:
-        vroot = f"{model_key(check_name(task, 'task'), check_name(model, 'model'))}/versions"
-        names = [n for n in self.storage.listdir(vroot) if not n.startswith(".")]
-        if self.storage.is_local:
-            return names
-        return [n for n in names if self.storage.exists(f"{vroot}/{n}/{MANIFEST_NAME}")]
+        """Versions the log vouches for that are on storage, plus unanchored omnibioai (legacy) ones."""
+        events, _tail = self.log(task, model)
+        anchored = set(audit.anchors_of(events))
+        out = []
+        for name in _names(self.storage, layout.versions_key(task, model)):
+            vkey = layout.version_key(task, model, name)
+            has_manifest = self.storage.exists(layout.manifest_key(vkey))
+            if name in anchored:
+                if has_manifest or self.storage.is_local:
+                    out.append(name)
+            elif self.storage.is_local and not has_manifest and self.storage.exists(layout.sums_key(vkey)):
+                out.append(name)
+        return out
 
     def state(self, task: str, model: str) -> audit.Event | None:
-        last, _ = audit.tail(self.storage, model_key(task, model))
+        last, _ = audit.tail(self.storage, layout.model_key(task, model))
         return last
 
     def list(self, task: str | None = None, model: str | None = None) -> list[dict]:
@@ -448,17 +562,15 @@ class Registry:
 
     def show(self, ref: str | Ref) -> dict:
         res = self.resolve(ref, materialize=False)
-        manifest, sums = self.manifest(res.task, res.model, res.version)
-        vkey = version_key(res.task, res.model, res.version)
-        if manifest is not None:
-            base = f"{vkey}/{manifest.data_dir}" if manifest.data_dir else vkey
-            files = [e.model_dump() for e in manifest.all_files()]
+        v = self.version(res.task, res.model, res.version, require_anchor=False)
+        if v.manifest is not None:
+            files = [e.model_dump() for e in v.manifest.all_files()]
         else:
-            base, files = vkey, [{"path": p, "sha256": h} for p, h in sorted(sums.items())]
+            files = [{"path": p, "sha256": h} for p, h in sorted((v.legacy_sums or {}).items())]
         try:
-            meta = json.loads(self.storage.read_bytes(f"{base}/{META_NAME}"))
-        except (NotFoundError, ValueError):
-            meta = None
+            meta = _load_json(self.storage.read_bytes(layout.meta_key(v.data_key)))
+        except NotFoundError:
+            meta = None  # a planted symlink or FIFO is an IntegrityError, not an absent file
         last = self.state(res.task, res.model)
         return {
             "resolve": res.model_dump(),
@@ -469,70 +581,86 @@ class Registry:
         }
 
     def history(self, task: str, model: str) -> list[dict]:
-        mkey = model_key(check_name(task, "task"), check_name(model, "model"))
+        mkey = layout.model_key(task, model)
         events = [ev.model_dump(exclude={"aliases", "stages", "digests"}) | {"sha256": h}
                   for ev, h in audit.load_events(self.storage, mkey)]
         if not events:
             # A registry written by omnibioai-model-registry has only the compat log.
             try:
-                text = self.storage.read_bytes(f"{mkey}/audit/promotions.jsonl").decode()
+                text = self.storage.read_bytes(layout.promotions_log_key(mkey)).decode("utf-8", "replace")
             except NotFoundError:
                 text = ""
-            events = [json.loads(line) | {"kind": "legacy"} for line in text.splitlines() if line.strip()]
+            for line in text.splitlines():
+                item = _load_json(line)
+                if isinstance(item, dict):
+                    events.append(item | {"kind": "legacy"})
         if not events and not self.storage.isdir(mkey):
             raise NotFoundError(f"model {task}/{model} not found in {self.url}; run `omrw list`", obj=f"{task}/{model}")
         return events
 
     def audit(self, task: str | None = None, model: str | None = None) -> dict:
-        """Check the event chain of one model or of every model; never raises on a break."""
-        checked, problems = [], []
-        for t in [task] if task else self.tasks():
-            models = [model] if model else self.models(t)
-            for m in models:
-                mkey = model_key(t, m)
-                if model and not self.storage.isdir(mkey):
-                    raise NotFoundError(f"model {t}/{m} not found in {self.url}", obj=f"{t}/{m}")
-                checked.append(f"{t}/{m}")
-                problems.extend(audit.check_chain(self.storage, mkey))
-        return {"ok": not problems, "models": checked, "problems": problems}
+        from .fsck import audit_registry
 
-    # ------------------------------------------------------------------ gc
+        return audit_registry(self, task, model)
+
+    def repair(self, task: str | None = None, model: str | None = None) -> dict:
+        from .fsck import repair_registry
+
+        return repair_registry(self, task, model)
+
     def gc(self, older_than: float = 3600.0, dry_run: bool = False) -> list[str]:
-        """Remove staging debris older than `older_than` seconds; never a published version."""
-        removed = []
-        now = time.time()
-        for t in self.tasks():
-            for m in self.models(t):
-                mkey = model_key(t, m)
-                candidates = [f"{mkey}/{STAGING_DIR}/{n}" for n in self.storage.listdir(f"{mkey}/{STAGING_DIR}")]
-                for sub in ("", "aliases", "audit", f"audit/{audit.EVENTS_DIR}", DIGEST_INDEX_DIR):
-                    base = f"{mkey}/{sub}" if sub else mkey
-                    candidates += [f"{base}/{n}" for n in self.storage.listdir(base)
-                                   if n.startswith(".") and n.endswith(".tmp")]
-                for v in self.storage.listdir(f"{mkey}/versions"):
-                    vkey = f"{mkey}/versions/{v}"
-                    areas = self.storage.listdir(f"{vkey}/{REMOTE_DATA_DIR}")
-                    if not areas:
-                        continue
-                    try:
-                        manifest, _ = self.manifest(t, m, v)
-                        keep = manifest.data_dir if manifest else None
-                    except (NotFoundError, OmrError):
-                        keep = None
-                    candidates += [f"{vkey}/{REMOTE_DATA_DIR}/{a}" for a in areas
-                                   if f"{REMOTE_DATA_DIR}/{a}" != keep]
-                for key in candidates:
-                    name = key.rsplit("/", 1)[-1]
-                    age = token_age(name.removesuffix(".tmp"), now)
-                    if age is None or age < older_than:
-                        continue
-                    if not dry_run:
-                        self.storage.remove_tree(key)
-                    removed.append(key)
-        return removed
+        from .gc import collect
+
+        return collect(self, older_than=older_than, dry_run=dry_run)
 
 
 # ---------------------------------------------------------------------- helpers
+def _names(storage: Storage, key: str) -> list[str]:
+    """Entries under `key` that are valid names (anything else was not written by omrw: `audit` names it)."""
+    out = []
+    for n in storage.listdir(key):
+        try:
+            check_name(n)
+        except InvalidInputError:
+            continue
+        out.append(n)
+    return out
+
+
+def _load_json(data: bytes | str) -> Any:
+    """Registry-side JSON for display: bounded, and None when unreadable."""
+    try:
+        from .bounds import load_json_bounded
+
+        from .bounds import MAX_META_BYTES
+
+        return load_json_bounded(data, "registry file", max_bytes=MAX_META_BYTES)
+    except ImportError:  # pragma: no cover - bounds.py is part of the package
+        pass
+    except OmrError:
+        return None
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _cache_path(result) -> Path:
+    return Path(getattr(result, "path", result))
+
+
+def _unanchored(ref: str) -> IntegrityError:
+    return IntegrityError(f"{ref} is on storage but not in the audit log (copied in by hand, or its register was "
+                          f"interrupted): it is not a version; run `omrw audit`, or `omrw adopt {ref} --reason ...` "
+                          f"to verify and record it", obj=ref)
+
+
+def _exists(ref: str, why: str = "") -> ConflictError:
+    extra = f" ({why})" if why else ""
+    return ConflictError(f"version {ref} already exists{extra}; versions are immutable, register a new version",
+                         obj=ref)
+
+
 def _entry(rel: str, h: FileHashes) -> FileEntry:
     return FileEntry(path=rel, size=h.size, sha256=h.sha256, xxh3=h.xxh3, chunks=h.chunks)
 
@@ -541,19 +669,3 @@ def _write_small(stage, rel: str, data: bytes) -> FileEntry:
     with stage.open_write(rel) as f:
         f.write(data)
     return _entry(rel, hash_bytes(data))
-
-
-def _register_event(last, task, model, version, digest, meta_sha, manifest_sha, aliases, actor, reason) -> dict:
-    seq = (last.seq + 1) if last else 1
-    state = dict(last.aliases) if last else {}
-    digests = dict(last.digests) if last else {}
-    from_version = state["latest"].version if "latest" in state else None
-    for a in aliases:
-        state[a] = audit.AliasState(version=version, seq=seq)
-    digests[version] = digest
-    live = {s.version for s in state.values()}
-    return dict(kind="register", task=task, model_name=model, version=version,
-                alias=aliases[0] if aliases else None, from_version=from_version if aliases else None,
-                digest=digest, meta_sha256=meta_sha, manifest_sha256=manifest_sha, actor=actor, reason=reason or "register",
-                ts_utc=audit.now_utc_iso(), aliases=state, stages=dict(last.stages) if last else {},
-                digests={v: d for v, d in digests.items() if v in live})

@@ -205,6 +205,11 @@ class Stage(ABC):
     def abort(self) -> None:
         """Remove the staged files and the lease (best effort; gc catches what a crash leaves)."""
 
+    @abstractmethod
+    def release(self) -> None:
+        """Drop the lease of a published attempt. The registry calls it once the version's event
+        is in the log: until then the live lease tells others the attempt is still committing."""
+
 
 class Storage(ABC):
     url: str

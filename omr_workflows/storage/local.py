@@ -316,6 +316,8 @@ class LocalStage(Stage):
         finally:
             os.close(pfd)
         self._close()
+
+    def release(self) -> None:
         self._lease.release()
 
     def _close(self) -> None:

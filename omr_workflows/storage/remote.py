@@ -100,6 +100,8 @@ class RemoteStage(Stage):
         crash_point("publish")
         if not self._storage.write_if_absent(f"{version_key}/{manifest_name}", manifest):
             raise ConflictError(f"version {version_key} already exists", obj=version_key)
+
+    def release(self) -> None:
         self._lease.release()
 
     def abort(self) -> None:

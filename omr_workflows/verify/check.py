@@ -17,18 +17,19 @@ from .filecheck import Problem
 MODES = ("fast", "strict")
 
 
-def check_version(reg, task: str, model: str, version: str, mode: str, jobs: int | None = None) -> list[Problem]:
+def check_version(reg, task: str, model: str, version: str, mode: str, jobs: int | None = None,
+                  allow_unanchored: bool = False) -> list[Problem]:
     """Every problem of one published version (ours or omnibioai's); [] when it verifies.
 
     The expected digests come from the register audit event, read by the same `gather`
-    step `omrw verify` uses. A version without one (its register was killed between
-    publishing and logging) is checked against its own manifest, and the report's note
-    says the manifest itself is unanchored.
+    step `omrw verify` uses. A version without one is not a version and fails, unless
+    `allow_unanchored` (adopt, and a register completing an interrupted one, check such a
+    version against its own manifest before recording it).
     """
     from .plan import make_plan
     from .run import default_jobs, gather, run_units
 
-    [v] = gather(reg, [(task, model, version)])
+    [v] = gather(reg, [(task, model, version)], allow_unanchored=allow_unanchored)
     plan = make_plan([v], registry=reg.url, selection=[v.ref], mode=mode, shards=1)
     problems: list[Problem] = []
     for r in run_units(reg.storage, plan.units, jobs or default_jobs()):

@@ -58,6 +58,7 @@ class VersionInput:
     legacy_sums_sha256: str | None = None
     legacy_sizes: Mapping[str, int] = field(default_factory=dict)
     error: str | None = None                     # the manifest could not be read
+    strict_error: str | None = None              # fails strict mode only (an unanchored legacy version)
 
     @property
     def ref(self) -> str:
@@ -141,7 +142,11 @@ def _version_units(v: VersionInput, mode: str, target: int) -> list[dict]:
         return [_unit(ref, "error", MANIFEST_NAME, f"{v.key}/{MANIFEST_NAME}", "none", 0, [],
                       error=v.error or "the version has neither an omr manifest nor a sha256sums.txt")]
     if v.manifest is None:
-        return _legacy_units(v)
+        units = _legacy_units(v)
+        if mode == "strict" and v.strict_error:
+            units.append(_unit(ref, "error", "(anchor)", f"{v.key}/{SHA256SUMS_NAME}", "none", 0, [],
+                               error=v.strict_error))
+        return units
     m = v.manifest
     base = f"{v.key}/{m.data_dir}" if m.data_dir else v.key
     out: list[dict] = []

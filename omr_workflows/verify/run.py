@@ -104,66 +104,63 @@ def select(reg, refs: Sequence[str] = (), all_versions: bool = False,
 
 
 # ---------------------------------------------------------------------- gathering
-def _register_events(storage, task: str, model: str) -> tuple[dict, str | None]:
-    """version -> its register event, for every version of a model at once.
-
-    The last register event of a version wins; the model's log is read once for all of
-    its versions.
-    """
-    from ..registry import model_key
-
+def _model_log(reg, task: str, model: str) -> tuple[dict, int, str | None]:
+    """(version -> anchoring event, tail seq, error) for one model, reading its log once."""
     try:
-        events = audit.load_events(storage, model_key(task, model))
+        events, tail_seq = reg.log(task, model)
     except OmrError as e:
-        return {}, f"the audit log of {task}/{model} cannot be read ({e}); run `omrw audit {task}/{model}`"
-    return {ev.version: ev for ev, _h in events if ev.kind == "register"}, None
+        return {}, 0, f"the audit log of {task}/{model} cannot be trusted ({e}); run `omrw audit {task}/{model}`"
+    return audit.anchors_of(events), tail_seq, None
 
 
-def _read_version(reg, task: str, model: str, version: str, events: dict, audit_error: str | None) -> VersionInput:
-    from ..registry import version_key
+def _read_version(reg, task: str, model: str, version: str, log: tuple, allow_unanchored: bool) -> VersionInput:
+    """The planner's input for one version, from the one `Registry.version` view."""
+    from .. import layout
 
-    vkey = version_key(task, model, version)
+    anchors, tail_seq, audit_error = log
+    vkey = layout.version_key(task, model, version)
+    ref = f"{task}/{model}@{version}"
     base = dict(task=task, model=model, version=version, key=vkey)
-    ev = events.get(version)
-    recorded = dict(recorded_digest=ev.digest if ev else None,
-                    recorded_meta_sha256=ev.meta_sha256 if ev else None,
-                    recorded_manifest_sha256=getattr(ev, "manifest_sha256", None) if ev else None,
-                    audit_error=audit_error)
-    where = f"{task}/{model}@{version}/{MANIFEST_NAME}"
+    if audit_error and not allow_unanchored:
+        return VersionInput(**base, error=audit_error)
     try:
-        raw = reg.storage.read_bytes(f"{vkey}/{MANIFEST_NAME}")
-    except NotFoundError:
-        raw = None
-    if raw is not None:
-        try:
-            manifest = parse_manifest(raw, where)
-        except (IntegrityError, InvalidInputError) as e:
-            return VersionInput(**base, error=str(e))
-        if (manifest.task, manifest.model, manifest.version) != (task, model, version):
-            return VersionInput(**base, error=f"{where}: names {manifest.task}/{manifest.model}@{manifest.version}, "
-                                              f"not this version (copied or edited)")
-        return VersionInput(**base, manifest=manifest, manifest_sha256=sha256_hex(raw), **recorded)
-    try:
-        manifest, sums = reg.manifest(task, model, version)
+        v = reg.version(task, model, version, require_anchor=False, tail_seq=tail_seq, anchors=anchors)
     except OmrError as e:
         return VersionInput(**base, error=str(e))
-    if manifest is not None:  # cannot happen for a write-once version: refuse to guess
-        return VersionInput(**base, error=f"{where}: appeared while planning; run the verification again")
+    if not v.anchored and not allow_unanchored:
+        if not v.legacy:
+            return VersionInput(**base, error=f"{ref} is on storage but not in the audit log (copied in by hand, or "
+                                              f"its register was interrupted): not a version; run `omrw audit`")
+        if not reg.trust_legacy:
+            legacy_error = (f"{ref} is a legacy (omnibioai-model-registry) version that no audit event anchors: "
+                            f"strict verification would check it only against itself; run `omrw adopt {ref} --reason "
+                            f"...`, or pass --trust-legacy (OMR_TRUST_LEGACY=1) to accept that")
+        else:
+            legacy_error = None
+    else:
+        legacy_error = None
+    a = v.anchor
+    if v.manifest is not None:
+        return VersionInput(**base, manifest=v.manifest, manifest_sha256=v.manifest_sha256,
+                            recorded_digest=a.digest if a else None, recorded_meta_sha256=a.meta_sha256 if a else None,
+                            recorded_manifest_sha256=a.manifest_sha256 if a else None)
     try:
-        sums_raw = reg.storage.read_bytes(f"{vkey}/{SHA256SUMS_NAME}")
-    except NotFoundError as e:
+        sums_raw = reg.storage.read_bytes(layout.sums_key(vkey))
+    except OmrError as e:
         return VersionInput(**base, error=str(e))
-    sizes = {f.rel: f.size for f in reg.storage.walk(vkey) if f.regular}
-    return VersionInput(**base, legacy_sums=dict(sums), legacy_sums_sha256=sha256_hex(sums_raw), legacy_sizes=sizes)
+    sizes = {f[0]: f[1] for f in reg.storage.walk(vkey)}
+    return VersionInput(**base, legacy_sums=dict(v.legacy_sums or {}), legacy_sums_sha256=sha256_hex(sums_raw),
+                        legacy_sizes=sizes, strict_error=legacy_error)
 
 
-def gather(reg, targets: Iterable[tuple[str, str, str]], workers: int | None = None) -> list[VersionInput]:
-    """Read the manifest (or legacy sha256sums.txt) and register event of every target."""
+def gather(reg, targets: Iterable[tuple[str, str, str]], workers: int | None = None,
+           allow_unanchored: bool = False) -> list[VersionInput]:
+    """Read the Version view of every target, reading each model's log once."""
     targets = sorted(set(targets))
     models = sorted({(t, m) for t, m, _ in targets})
     workers = workers or (1 if reg.storage.is_local else 16)
-    events = dict(zip(models, _map(lambda tm: _register_events(reg.storage, *tm), models, workers)))
-    return _map(lambda t: _read_version(reg, *t, *events[(t[0], t[1])]), targets, workers)
+    logs = dict(zip(models, _map(lambda tm: _model_log(reg, *tm), models, workers)))
+    return _map(lambda t: _read_version(reg, *t, logs[(t[0], t[1])], allow_unanchored), targets, workers)
 
 
 def _map(fn, items: list, workers: int) -> list:

@@ -61,7 +61,7 @@ def _manifest(reg, version: str):
     """demo/toy@VERSION's manifest, through the registry's Version view when it has one."""
     if hasattr(reg, "version"):
         return reg.version("demo", "toy", version).manifest
-    return reg.manifest("demo", "toy", version)[0]
+    return reg.version("demo", "toy", version).manifest
 
 
 def _provider(tmp_path, registry: str, **settings) -> StorageProvider:

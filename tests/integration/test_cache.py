@@ -34,7 +34,6 @@ FILES = {
     "labels.txt": b"T\nB\nNK\n",
     "nested/deeper/notes.txt": b"notes\n",
 }
-NEEDS_WIRING = pytest.mark.xfail(strict=False, reason="needs registry wiring (Registry._materialize -> cache.materialize)")
 
 
 def version_of(url: str, task: str = "cls", model: str = "m", version: str = "v1") -> tuple[Registry, Version]:
@@ -264,7 +263,6 @@ def resolve(url: str, *args: str, env: dict | None = None):
     return run_omrw("resolve", "cls/m@v1", "--json", *args, registry=url, env=env)
 
 
-@NEEDS_WIRING
 def test_cli_eight_concurrent_resolves_share_one_read_only_copy(s3_version, tmp_path):
     from tests.conftest import OMRW
 
@@ -282,7 +280,6 @@ def test_cli_eight_concurrent_resolves_share_one_read_only_copy(s3_version, tmp_
     assert debris(cache) == []
 
 
-@NEEDS_WIRING
 @pytest.mark.parametrize("mode", ["fast", "strict"])
 def test_cli_an_edited_cached_file_is_never_served(s3_version, mode):
     first = resolve(s3_version)
@@ -299,7 +296,6 @@ def test_cli_an_edited_cached_file_is_never_served(s3_version, mode):
         assert proc.returncode == 1 and "model.pt" in proc.stderr
 
 
-@NEEDS_WIRING
 def test_cli_a_deleted_cached_file_is_rematerialised_with_verify_none(s3_version):
     path = Path(resolve(s3_version).json["path"])
     os.chmod(path, 0o755)
@@ -309,7 +305,6 @@ def test_cli_a_deleted_cached_file_is_rematerialised_with_verify_none(s3_version
     assert_complete_read_only(Path(proc.json["path"]), s3_version)
 
 
-@NEEDS_WIRING
 @pytest.mark.parametrize("mode", ["fast", "strict"])
 def test_cli_an_extra_planted_file_is_not_served(s3_version, mode):
     path = Path(resolve(s3_version).json["path"])

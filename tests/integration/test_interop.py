@@ -33,9 +33,14 @@ def test_omnibioai_registry_resolves_and_verifies_with_omrw(root, tmp_path):
     art = _omni_package(tmp_path / "pkg")
     omni.register_model("celltype", "pbmc", "2026-01-01_001", art, {"framework": "torch"})
     omni.promote_model("celltype", "pbmc", "production", "2026-01-01_001", actor="alice", reason="ok")
-    # omrw finds the registry through OMNIBIOAI_MODEL_REGISTRY_ROOT alone.
-    p = run_omrw("resolve", "celltype/pbmc@production", "--verify", "strict", "--json", check=True)
+    # omrw finds the registry through OMNIBIOAI_MODEL_REGISTRY_ROOT alone. Their versions are legacy and
+    # unanchored: resolvable, but strict verification checks them only against themselves, so it needs an
+    # explicit --trust-legacy.
+    untrusted = run_omrw("resolve", "celltype/pbmc@production", "--verify", "strict")
+    assert untrusted.returncode == 1 and "--trust-legacy" in untrusted.stderr
+    p = run_omrw("resolve", "celltype/pbmc@production", "--verify", "strict", "--trust-legacy", "--json", check=True)
     assert p.json["version"] == "2026-01-01_001" and p.json["legacy"] is True and p.json["selector_kind"] == "alias"
+    assert p.json["anchored"] is False
     assert Path(p.json["path"]) == root / version_key("celltype", "pbmc", "2026-01-01_001")
     assert run_omrw("resolve", "celltype/pbmc@2026-01-01_001", "--verify", "fast", check=True).returncode == 0
     hist = run_omrw("history", "celltype/pbmc", "--json", check=True).json
@@ -43,11 +48,17 @@ def test_omnibioai_registry_resolves_and_verifies_with_omrw(root, tmp_path):
     # A flipped byte in a file their manifest covers is caught, naming the file.
     f = Path(p.json["path"]) / "model.pt"
     f.write_bytes(b"X" + f.read_bytes()[1:])
-    bad = run_omrw("resolve", "celltype/pbmc@production", "--verify", "strict")
+    bad = run_omrw("resolve", "celltype/pbmc@production", "--verify", "strict", "--trust-legacy")
     assert bad.returncode == 1 and "model.pt" in bad.stderr
-    # We can promote on their registry; their reader follows our alias file.
+    # We can promote on their registry once omrw has verified and recorded the version (adopt);
+    # their reader follows our alias file.
     omni.register_model("celltype", "pbmc", "2026-01-02_001", _omni_package(tmp_path / "pkg2", seed="z"), {})
+    refused = run_omrw("promote", "celltype/pbmc@2026-01-02_001", "--to", "production")
+    assert refused.returncode == 1 and "adopt" in refused.stderr
+    run_omrw("adopt", "celltype/pbmc@2026-01-02_001", "--reason", "trained with omnibioai", check=True)
     run_omrw("promote", "celltype/pbmc@2026-01-02_001", "--to", "production", check=True)
+    strict = run_omrw("resolve", "celltype/pbmc@production", "--verify", "strict", "--json", check=True).json
+    assert strict["version"] == "2026-01-02_001" and strict["legacy"] is True and strict["anchored"] is True
     assert omni.resolve_model("celltype", "pbmc@production").endswith("2026-01-02_001")
 
 

@@ -58,13 +58,13 @@ def register(url: str, tmp: Path, version: str, seed: int = 0, model: str = "m",
     with chunk_size(size):
         reg.register("cls", model, version, make_artifacts(tmp / f"pkg-{model}-{version}",
                                                           files or package_files(seed)))
-    manifest, _ = reg.manifest("cls", model, version)
+    manifest = reg.version("cls", model, version).manifest
     assert manifest.content.chunk_size == size  # the hook above still reaches register()
     return reg
 
 
 def file_key(reg: Registry, version: str, path: str, model: str = "m") -> str:
-    manifest, _ = reg.manifest("cls", model, version)
+    manifest = reg.version("cls", model, version).manifest
     vkey = version_key("cls", model, version)
     return f"{vkey}/{manifest.data_dir}/{path}" if manifest.data_dir else f"{vkey}/{path}"
 
@@ -291,7 +291,7 @@ def test_report_contents(local_registry, tmp_path):
     assert r["plan"]["registry"] == str(Path(local_registry).absolute())
     assert r["plan"]["selection"] == ["cls/m@latest"] and r["plan"]["mode"] == "strict"
     [v] = r["versions"]
-    manifest, _ = Registry(local_registry).manifest("cls", "m", "v1")
+    manifest = Registry(local_registry).version("cls", "m", "v1").manifest
     assert v["digest"] == v["recorded_digest"] == manifest.digest and v["result"] == "ok"
     paths = {u["path"] for u in r["units"]}
     assert paths == {e.path for e in manifest.all_files()} | {MANIFEST_NAME}
@@ -306,8 +306,11 @@ def test_legacy_versions_verify_with_their_sha256sums(tmp_path, monkeypatch):
     art = make_artifacts(tmp_path / "pkg")
     (art / "sha256sums.txt").write_text("")
     omni.register_model("cls", "old", "v1", art, {"framework": "torch"})
-    for mode in ("fast", "strict"):
-        p = verify("--all", "--mode", mode, registry=str(root))
+    # No event anchors a legacy version: strict mode passes it only with explicit legacy trust.
+    untrusted = verify("--all", "--mode", "strict", registry=str(root))
+    assert untrusted.returncode == 1 and "--trust-legacy" in untrusted.stderr
+    for mode, extra in (("fast", []), ("strict", ["--trust-legacy"])):
+        p = verify("--all", "--mode", mode, *extra, registry=str(root))
         assert p.returncode == 0, p.stderr
         [v] = p.json["versions"]
         assert v["legacy"] is True and "sha256sums.txt" in v["note"] and "extra/notes.txt" in v["note"]
@@ -315,8 +318,8 @@ def test_legacy_versions_verify_with_their_sha256sums(tmp_path, monkeypatch):
     assert "legacy" in human.stdout
     model = root / version_key("cls", "old", "v1") / "model.pt"
     model.write_bytes(b"X" + model.read_bytes()[1:])
-    for mode in ("fast", "strict"):
-        p = verify("cls/old@v1", "--mode", mode, registry=str(root))
+    for mode, extra in (("fast", []), ("strict", ["--trust-legacy"])):
+        p = verify("cls/old@v1", "--mode", mode, *extra, registry=str(root))
         assert p.returncode == 1 and bad_files(p) == {("cls/old@v1", "model.pt", "hash")}
 
 
@@ -365,7 +368,7 @@ def test_provenance_records_one_per_verified_version(local_registry, tmp_path):
     records = _records(run_dir)
     assert sorted(r.version for r in records) == ["v1", "v2"]
     assert {(r.kind, r.verified) for r in records} == {("verify", "strict")}
-    manifest, _ = Registry(local_registry).manifest("cls", "m", "v1")
+    manifest = Registry(local_registry).version("cls", "m", "v1").manifest
     assert {r.digest for r in records if r.version == "v1"} == {manifest.digest}
     # A failed version gets no record ($OMR_RUN_DIR works like --provenance-dir).
     _flip_small(Registry(local_registry))

@@ -163,6 +163,7 @@ class StorageContract:
         s1 = self._stage(storage, b"first" * 100)
         s2 = self._stage(storage, b"second" * 100)
         s1.publish(VKEY, "omr_manifest.json", b'{"who": 1}')
+        s1.release()
         with pytest.raises(ConflictError):
             s2.publish(VKEY, "omr_manifest.json", b'{"who": 2}')
         s2.abort()
@@ -190,6 +191,9 @@ class StorageContract:
             assert time.monotonic() < deadline, "the heartbeat never refreshed the lease"
             time.sleep(0.05)
         stage.publish(VKEY, "omr_manifest.json", b"{}")
+        # The lease lives on until the registry has logged the version, then goes.
+        assert storage.exists(stage.lease_key)
+        stage.release()
         assert not storage.exists(stage.lease_key)
 
         aborted = storage.stage(MKEY, "v2")

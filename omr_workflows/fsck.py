@@ -1,0 +1,162 @@
+"""`omrw audit`: the registry's contents checked against the log, and `--repair` of derived files.
+
+What each finding means is in docs/DESIGN.md ("Threat model"): the chain itself (edited,
+removed, reordered events, a head that disagrees), versions on storage that no event
+anchors (copied in by hand, or an interrupted register), anchored versions missing or with
+another digest, alias pointers and anchors that disagree with the log, and planted
+symlinks, FIFOs or stray files where omrw keeps its own files. Legacy (omnibioai) versions
+are listed as such, not as problems. Repair rewrites only derived files, only from an intact
+chain.
+"""
+
+from __future__ import annotations
+
+from . import audit, layout
+from .constants import MANIFEST_NAME
+from .errors import IntegrityError, InvalidInputError, NotFoundError, OmrError
+from .names import check_name
+
+# Folders omrw keeps per model, and what each must be.
+_MODEL_DIRS = ("versions", "aliases", "audit", "digests", ".omr-tmp")
+
+
+def _kind(storage, key: str) -> str | None:
+    probe = getattr(storage, "kind", None)
+    if probe is not None:
+        return probe(key)
+    if storage.isdir(key):
+        return "dir"
+    return "file" if storage.exists(key) else None
+
+
+def _check_names(storage, key: str, what: str, problems: list[str]) -> list[str]:
+    """Valid-named folders under `key`; every other entry is a finding."""
+    out = []
+    for name in storage.listdir(key):
+        child = f"{key}/{name}"
+        try:
+            check_name(name, what)
+        except InvalidInputError:
+            problems.append(f"{child}: not a valid {what} name (not written by omrw)")
+            continue
+        kind = _kind(storage, child)
+        if kind != "dir":
+            problems.append(f"{child}: is a {kind or 'missing entry'}, not a {what} folder (planted by hand?)")
+            continue
+        out.append(name)
+    return out
+
+
+def _selection(reg, task: str | None, model: str | None, problems: list[str]) -> list[tuple[str, str]]:
+    storage = reg.storage
+    if not storage.isdir(""):
+        raise NotFoundError(f"registry {reg.url} does not exist (nothing to audit); check --registry / OMR_REGISTRY",
+                            obj=reg.url)
+    if task and model:
+        if _kind(storage, layout.model_key(task, model)) != "dir":
+            raise NotFoundError(f"model {task}/{model} not found in {reg.url}; run `omrw list`", obj=f"{task}/{model}")
+        return [(task, model)]
+    tasks = [task] if task else _check_names(storage, layout.tasks_key(), "task", problems)
+    out = []
+    for t in tasks:
+        out += [(t, m) for m in _check_names(storage, layout.models_key(t), "model", problems)]
+    return out
+
+
+def model_problems(reg, task: str, model: str) -> tuple[list[str], list[str]]:
+    """(problems, notes) of one model."""
+    storage = reg.storage
+    mkey = layout.model_key(task, model)
+    problems: list[str] = []
+    notes: list[str] = []
+    for sub in _MODEL_DIRS:
+        kind = _kind(storage, f"{mkey}/{sub}")
+        if kind not in (None, "dir"):
+            problems.append(f"{mkey}/{sub}: is a {kind}, not a folder (planted?); omrw will not use it")
+    for key in (layout.head_key(mkey), layout.promotions_log_key(mkey)):
+        kind = _kind(storage, key)
+        if kind not in (None, "file"):
+            problems.append(f"{key}: is a {kind}, not a regular file (planted?)")
+    for name in storage.listdir(layout.events_key(mkey)):
+        key = f"{layout.events_key(mkey)}/{name}"
+        if not layout.EVENT_NAME_RE.fullmatch(name):
+            problems.append(f"{key}: not an audit event name (planted by hand?)")
+        elif _kind(storage, key) != "file":
+            problems.append(f"{key}: is not a regular file (planted?)")
+    chain = audit.check_chain(storage, mkey)
+    problems += chain
+    try:
+        events = audit.load_events(storage, mkey)
+    except OmrError:
+        events = []
+    if not chain:
+        problems += audit.derived_problems(storage, mkey, events)
+    anchors = audit.anchors_of(events)
+    on_storage = set()
+    for name in storage.listdir(layout.versions_key(task, model)):
+        vkey = f"{layout.versions_key(task, model)}/{name}"
+        try:
+            check_name(name, "version")
+        except InvalidInputError:
+            problems.append(f"{vkey}: not a valid version name (not written by omrw)")
+            continue
+        kind = _kind(storage, vkey)
+        if storage.is_local and kind != "dir":
+            problems.append(f"{vkey}: is a {kind}, not a version folder (stray or planted)")
+            continue
+        on_storage.add(name)
+        ref = f"{task}/{model}@{name}"
+        try:
+            v = reg.version(task, model, name, require_anchor=False, tail_seq=10**10, anchors=anchors)
+        except NotFoundError:
+            on_storage.discard(name)
+            continue
+        except OmrError as e:
+            problems.append(f"{ref}: {str(e).splitlines()[0]}")
+            continue
+        if v.anchored:
+            for info in storage.walk(v.key):
+                if not info.regular:
+                    problems.append(f"{ref}: {info.rel} is not a regular file (symlink or special file planted?)")
+            continue
+        if v.legacy:
+            notes.append(f"{ref}: legacy version (omnibioai-model-registry), not anchored in the audit log; "
+                         f"`omrw adopt {ref} --reason ...` records it")
+        else:
+            problems.append(f"{ref}: on storage but not in the audit log (copied in by hand, or its register was "
+                            f"interrupted): not served; `omrw adopt {ref} --reason ...` verifies and records it")
+    for version, (ev, _h) in anchors.items():
+        if version not in on_storage:
+            problems.append(f"{task}/{model}@{version}: registered by audit event {ev.seq} but missing from storage "
+                            f"(deleted)")
+        elif not storage.is_local and not storage.exists(layout.manifest_key(layout.version_key(task, model, version))):
+            problems.append(f"{task}/{model}@{version}: registered by audit event {ev.seq} but its {MANIFEST_NAME} "
+                            f"is missing (deleted)")
+    return problems, notes
+
+
+def audit_registry(reg, task: str | None = None, model: str | None = None) -> dict:
+    """Check one model or the whole registry; never raises on a finding (NotFoundError if absent)."""
+    problems: list[str] = []
+    notes: list[str] = []
+    checked = []
+    for t, m in _selection(reg, task, model, problems):
+        checked.append(f"{t}/{m}")
+        p, n = model_problems(reg, t, m)
+        problems += p
+        notes += n
+    return {"ok": not problems, "models": checked, "problems": problems, "notes": notes}
+
+
+def repair_registry(reg, task: str | None = None, model: str | None = None) -> dict:
+    """Rebuild derived files of every model whose chain is intact; broken chains are left as evidence."""
+    problems: list[str] = []
+    repaired: list[str] = []
+    refused: list[str] = []
+    for t, m in _selection(reg, task, model, problems):
+        try:
+            repaired += audit.repair(reg.storage, layout.model_key(t, m))
+        except IntegrityError as e:
+            refused.append(str(e))
+    after = audit_registry(reg, task, model)
+    return after | {"repaired": repaired, "refused": refused}
