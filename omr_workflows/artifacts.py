@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import audit
+from .events import now_utc_iso
 from .constants import MANIFEST_NAME, META_NAME, SHA256SUMS_NAME
 from .bounds import MAX_DEPTH, MAX_META_BYTES, check_json_value, load_json_bounded
 from .errors import IntegrityError, InvalidInputError, validation_detail
@@ -153,7 +153,7 @@ def build_meta(task, model, version, shipped, metadata, params, actor, provenanc
         data.update(metadata)
     merged_params = dict(data.get("params") or {})
     merged_params.update(params or {})
-    data.update(task=task, model_name=model, version=version, created_at=audit.now_utc_iso(),
+    data.update(task=task, model_name=model, version=version, created_at=now_utc_iso(),
                 created_by=actor, params=merged_params)
     if provenance is not None:
         data["provenance"] = provenance

@@ -26,102 +26,15 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Callable, Literal
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Callable
 
 from . import layout
 from ._faults import crash_point, fail_point
-from .errors import ConflictError, IntegrityError, NotFoundError, OmrError, StorageError
+from .errors import IntegrityError, NotFoundError, OmrError, StorageError
 from .hashing import sha256_hex
-from .manifest import canonical_json
-from .names import name_type
+from .events import ANCHOR_KINDS, AliasPointer, AliasState, AnchorPointer, Event, Head
+from .transitions import anchors_of
 
-Name = name_type()
-STAGES = ("development", "staging", "production", "archived")
-STAGE_ALIASES = {"staging": "staging", "production": "production"}
-STAGE_ONLY = ("development", "archived")
-ANCHOR_KINDS = ("register", "adopt")
-DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
-HEX_PATTERN = r"^[0-9a-f]{64}$"
-MAX_TEXT = 4096
-
-
-def now_utc_iso() -> str:
-    return datetime.now(timezone.utc).isoformat()
-
-
-class AliasState(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    version: Name
-    seq: int = Field(ge=1, description="event that last moved this alias")
-
-
-class Event(BaseModel):
-    """One audit event; its file is the canonical JSON of this model."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    seq: int = Field(ge=1, lt=10**10)
-    kind: Literal["register", "adopt", "promote", "stage"]
-    task: Name
-    model_name: Name
-    version: Name
-    alias: Name | None = None
-    from_version: Name | None = Field(default=None, description="what the alias pointed to before")
-    digest: str | None = Field(default=None, pattern=DIGEST_PATTERN, description="package digest of `version`")
-    meta_sha256: str | None = Field(default=None, pattern=HEX_PATTERN,
-                                    description="sha256 of model_meta.json (register, adopt)")
-    manifest_sha256: str | None = Field(default=None, pattern=HEX_PATTERN,
-                                        description="sha256 of omr_manifest.json bytes (register, adopt)")
-    rollback: bool = False
-    stage_moves: dict[Name, Literal["development", "staging", "production", "archived"]] = Field(
-        default_factory=dict, description="version -> new stage")
-    actor: str = Field(max_length=MAX_TEXT)
-    reason: str | None = Field(default=None, max_length=MAX_TEXT)
-    ts_utc: str = Field(max_length=64)
-    prev: str = Field(pattern=r"^([0-9a-f]{64})?$", description="sha256 hex of the previous event file, '' for the first")
-    aliases: dict[Name, AliasState] = Field(default_factory=dict, description="alias state after this event")
-    stages: dict[Name, Literal["staging", "production", "archived"]] = Field(
-        default_factory=dict, description="non-development stages after this event")
-    digests: dict[Name, str] = Field(default_factory=dict, description="version -> package digest, for aliased versions")
-
-    def to_bytes(self) -> bytes:
-        return canonical_json(self.model_dump(mode="json")) + b"\n"
-
-
-class AliasPointer(BaseModel):
-    """`aliases/<alias>.json`; keys of omnibioai-model-registry 0.1.x plus ours."""
-
-    model_config = ConfigDict(extra="allow")
-
-    task: str
-    model_name: str
-    alias: str
-    version: Name
-    updated_at: str | None = None
-    actor: str | None = None
-    reason: str | None = None
-    digest: str | None = None
-    event_seq: int | None = None
-    event_sha256: str | None = None
-
-
-class Head(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    seq: int = Field(ge=1, lt=10**10)
-    sha256: str = Field(pattern=HEX_PATTERN)
-
-
-class AnchorPointer(BaseModel):
-    """`audit/anchors/<version>.json`: which event made the version exist (derived, checked)."""
-
-    model_config = ConfigDict(extra="forbid")
-    version: Name
-    digest: str = Field(pattern=DIGEST_PATTERN)
-    seq: int = Field(ge=1, lt=10**10)
-    event_sha256: str = Field(pattern=HEX_PATTERN)
 
 
 # ---------------------------------------------------------------------- reading
@@ -249,85 +162,6 @@ def _model_ref(mkey: str) -> str:
     return f"{parts[1]}/{parts[3]}" if len(parts) >= 4 else mkey
 
 
-# ---------------------------------------------------------------------- pure transitions
-def register_fields(last: Event | None, *, kind: str = "register", task: str, model: str, version: str,
-                    digest: str, meta_sha256: str | None, manifest_sha256: str | None, set_latest: bool,
-                    actor: str, reason: str | None, ts: str) -> dict:
-    """The next event when `version` comes into existence (register or adopt)."""
-    seq = (last.seq + 1) if last else 1
-    aliases = dict(last.aliases) if last else {}
-    digests = dict(last.digests) if last else {}
-    from_version = aliases["latest"].version if set_latest and "latest" in aliases else None
-    if set_latest:
-        aliases["latest"] = AliasState(version=version, seq=seq)
-    digests[version] = digest
-    return dict(kind=kind, task=task, model_name=model, version=version,
-                alias="latest" if set_latest else None, from_version=from_version, digest=digest,
-                meta_sha256=meta_sha256, manifest_sha256=manifest_sha256, actor=actor,
-                reason=reason or kind, ts_utc=ts, aliases=aliases, stages=dict(last.stages) if last else {},
-                digests=_live_digests(aliases, digests))
-
-
-def promote_fields(last: Event | None, *, task: str, model: str, version: str, digest: str, to: str,
-                   rollback: bool, demote_to: str, actor: str, reason: str | None, ts: str) -> dict:
-    """The next event when alias (or stage) `to` moves to `version`; ConflictError if the policy refuses.
-
-    `--to production` moves the previous production version to `demote_to`; an archived
-    version returns to production only with `rollback`; the version that holds the production
-    alias cannot be moved to another stage (development, staging, archived) while it holds it.
-    """
-    ref = f"{task}/{model}@{version}"
-    aliases = dict(last.aliases) if last else {}
-    stages = dict(last.stages) if last else {}
-    digests = dict(last.digests) if last else {}
-    current = stages.get(version, "development")
-    in_production = "production" in aliases and aliases["production"].version == version
-    moves: dict[str, str] = {}
-    target_stage = to if to in STAGE_ONLY else STAGE_ALIASES.get(to)
-    if in_production and target_stage is not None and target_stage != "production":
-        raise ConflictError(f"{ref} holds the production alias; promote another version to production before "
-                            f"moving it to {target_stage}", obj=ref)
-    alias = from_version = None
-    if to in STAGE_ONLY:
-        moves[version] = to
-    else:
-        alias = to
-        prev = aliases.get(to)
-        from_version = prev.version if prev else None
-        if target_stage == "production" and current == "archived" and not rollback:
-            raise ConflictError(f"{ref} is archived; bringing it back to production is a rollback: add --rollback",
-                                obj=ref)
-        if target_stage:
-            moves[version] = target_stage
-        if target_stage == "production" and from_version and from_version != version and demote_to != "none":
-            moves[from_version] = demote_to
-        aliases[to] = AliasState(version=version, seq=(last.seq + 1) if last else 1)
-        digests[version] = digest
-    for v, s in moves.items():
-        if s == "development":
-            stages.pop(v, None)
-        else:
-            stages[v] = s
-    return dict(kind="promote" if alias else "stage", task=task, model_name=model, version=version,
-                alias=alias, from_version=from_version, digest=digest, rollback=rollback, stage_moves=moves,
-                actor=actor, reason=reason, ts_utc=ts, aliases=aliases, stages=stages,
-                digests=_live_digests(aliases, digests))
-
-
-def _live_digests(aliases: dict[str, AliasState], digests: dict[str, str]) -> dict[str, str]:
-    live = {a.version for a in aliases.values()}
-    return {v: d for v, d in digests.items() if v in live}
-
-
-def anchors_of(events: list[tuple[Event, str]]) -> dict[str, tuple[Event, str]]:
-    """version -> (its anchoring event, that event's sha256); the first anchor of a version counts."""
-    out: dict[str, tuple[Event, str]] = {}
-    for ev, h in events:
-        if ev.kind in ANCHOR_KINDS and ev.version not in out:
-            out[ev.version] = (ev, h)
-    return out
-
-
 # ---------------------------------------------------------------------- appending
 def append(storage, mkey: str, build: Callable[[Event | None], dict]) -> tuple[Event, str]:
     """Append the event `build(last_event)` returns; retry on a lost sequence race.
@@ -430,6 +264,17 @@ def write_anchor(storage, mkey: str, event: Event, event_sha: str) -> None:
     storage.write_if_absent(layout.digest_index_key(mkey, event.digest), index)
 
 
+def after_event(storage, mkey: str, event: Event, event_sha: str, aliases: list[str]) -> None:
+    """Derived files after a committed event: failures here never undo it (`audit --repair` heals)."""
+    try:
+        if event.kind in ANCHOR_KINDS:
+            write_anchor(storage, mkey, event, event_sha)
+        for alias in aliases:
+            sync_alias(storage, mkey, alias)
+    except (OmrError, OSError):
+        pass
+
+
 def find_anchor(storage, mkey: str, version: str) -> tuple[Event, str] | None:
     """The event that anchors `version`, via its anchor pointer (checked) or, failing that, the log."""
     try:
@@ -445,135 +290,3 @@ def find_anchor(storage, mkey: str, version: str) -> tuple[Event, str] | None:
                 and sha256_hex(data) == pointer.event_sha256):
             return ev, pointer.event_sha256
     return anchors_of(load_events(storage, mkey)).get(version)
-
-
-# ---------------------------------------------------------------------- checking and repair
-def check_chain(storage, mkey: str) -> list[str]:
-    """Every problem in the chain of one model, each naming the event; [] when intact."""
-    problems: list[str] = []
-    seqs = _seqs(storage, mkey)
-    prev_hash, expected = "", 1
-    for seq in seqs:
-        if seq != expected:
-            for missing in range(expected, seq):
-                problems.append(f"{mkey}: audit event {missing} is missing")
-        try:
-            ev, data = read_event(storage, mkey, seq)
-        except (IntegrityError, NotFoundError) as e:
-            problems.append(str(e))
-            prev_hash, expected = "?", seq + 1
-            continue
-        if prev_hash != "?" and ev.prev != prev_hash:
-            problems.append(f"{mkey}: audit event {seq} does not chain on event {seq - 1} "
-                            f"(event {seq - 1} was edited, removed or reordered)")
-        prev_hash, expected = sha256_hex(data), seq + 1
-    try:
-        head = read_head(storage, mkey)
-    except IntegrityError as e:
-        problems.append(str(e))
-        return problems
-    if seqs and head is None:
-        problems.append(f"{mkey}: audit/head.json is missing (deleted?) while the log has {len(seqs)} events")
-    elif head is not None:
-        if head.seq not in seqs:
-            problems.append(f"{mkey}: audit event {head.seq} (the head) is missing")
-        else:
-            try:
-                _ev, data = read_event(storage, mkey, head.seq)
-                if sha256_hex(data) != head.sha256:
-                    problems.append(f"{mkey}: audit event {head.seq} was edited (head.json records another hash)")
-            except OmrError:
-                pass
-        if seqs and head.seq < seqs[-1] - 64:
-            problems.append(f"{mkey}: audit head is {seqs[-1] - head.seq} events behind the log")
-    return problems
-
-
-def derived_problems(storage, mkey: str, events: list[tuple[Event, str]]) -> list[str]:
-    """Alias pointers and anchors that disagree with an (intact) log: what `repair` rewrites."""
-    problems: list[str] = []
-    last = events[-1][0] if events else None
-    by_seq = {ev.seq: (ev, h) for ev, h in events}
-    aliases = last.aliases if last else {}
-    for name in storage.listdir(layout.aliases_key(mkey)):
-        if not name.endswith(".json") or name[:-5] in aliases:
-            continue
-        problems.append(f"{mkey}: alias pointer {name} names an alias the audit log does not have")
-    for alias, state in aliases.items():
-        key = layout.alias_key(mkey, alias)
-        try:
-            pointer = AliasPointer.model_validate_json(storage.read_bytes(key))
-        except NotFoundError:
-            problems.append(f"{mkey}: alias {alias} has no pointer file (audit event {state.seq} set it)")
-            continue
-        except (ValueError, IntegrityError) as e:
-            problems.append(f"{mkey}: alias pointer {alias} is damaged ({str(e).splitlines()[0]})")
-            continue
-        setter = by_seq.get(state.seq)
-        if pointer.version != state.version or pointer.event_seq != state.seq or (
-                setter and pointer.event_sha256 != setter[1]):
-            problems.append(f"{mkey}: alias {alias} points to {pointer.version} but audit event {state.seq} "
-                            f"set it to {state.version}")
-    for version, (ev, h) in anchors_of(events).items():
-        try:
-            pointer = AnchorPointer.model_validate_json(storage.read_bytes(layout.anchor_key(mkey, version)))
-        except NotFoundError:
-            problems.append(f"{mkey}: version {version} has no anchor file (audit event {ev.seq} registered it)")
-            continue
-        except (ValueError, IntegrityError):
-            problems.append(f"{mkey}: anchor file of version {version} is damaged")
-            continue
-        if (pointer.seq, pointer.event_sha256, pointer.digest) != (ev.seq, h, ev.digest):
-            problems.append(f"{mkey}: anchor file of version {version} disagrees with audit event {ev.seq}")
-    return problems
-
-
-def repair(storage, mkey: str) -> list[str]:
-    """Rebuild head, alias pointers, anchors and the digest index from an intact chain.
-
-    Refuses (IntegrityError) when the chain itself is broken: a broken chain is evidence,
-    and rewriting derived files from it would launder it. Returns the keys it rewrote.
-    """
-    broken = [p for p in check_chain(storage, mkey) if "head.json is missing" not in p and "behind the log" not in p]
-    if broken:
-        raise IntegrityError(f"{mkey}: the audit chain is broken, nothing repaired: {broken[0]}", obj=mkey)
-    events = load_events(storage, mkey)
-    if not events:
-        return []
-    fixed: list[str] = []
-    last, last_sha = events[-1]
-    head = read_head(storage, mkey)
-    if head is None or (head.seq, head.sha256) != (last.seq, last_sha):
-        storage.write_replace(layout.head_key(mkey), Head(seq=last.seq, sha256=last_sha).model_dump_json().encode())
-        fixed.append(layout.head_key(mkey))
-    by_seq = {ev.seq: (ev, h) for ev, h in events}
-    for alias, state in last.aliases.items():
-        setter, setter_sha = by_seq[state.seq]
-        pointer = pointer_for(mkey, alias, state, setter, setter_sha, last.digests.get(state.version))
-        data = pointer.model_dump_json(indent=2).encode() + b"\n"
-        key = layout.alias_key(mkey, alias)
-        try:
-            same = storage.read_bytes(key) == data
-        except (NotFoundError, IntegrityError):
-            same = False
-        if not same:
-            storage.remove_tree(key)
-            storage.write_replace(key, data)
-            fixed.append(key)
-    for name in storage.listdir(layout.aliases_key(mkey)):
-        if name.endswith(".json") and name[:-5] not in last.aliases:
-            key = f"{layout.aliases_key(mkey)}/{name}"
-            storage.remove_tree(key)
-            fixed.append(key)
-    for version, (ev, h) in anchors_of(events).items():
-        key = layout.anchor_key(mkey, version)
-        anchor = AnchorPointer(version=version, digest=ev.digest, seq=ev.seq, event_sha256=h)
-        try:
-            same = AnchorPointer.model_validate_json(storage.read_bytes(key)) == anchor
-        except (NotFoundError, ValueError, IntegrityError):
-            same = False
-        if not same:
-            storage.remove_tree(key)
-            write_anchor(storage, mkey, ev, h)
-            fixed.append(key)
-    return fixed

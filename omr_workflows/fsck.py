@@ -13,8 +13,142 @@ from __future__ import annotations
 
 from . import audit, layout
 from .constants import MANIFEST_NAME
+from .hashing import sha256_hex
 from .errors import IntegrityError, InvalidInputError, NotFoundError, OmrError
 from .names import check_name
+from .transitions import anchors_of
+
+# ---------------------------------------------------------------------- one model's chain
+def check_chain(storage, mkey: str) -> list[str]:
+    """Every problem in the chain of one model, each naming the event; [] when intact."""
+    problems: list[str] = []
+    seqs = audit._seqs(storage, mkey)
+    prev_hash, expected = "", 1
+    for seq in seqs:
+        if seq != expected:
+            for missing in range(expected, seq):
+                problems.append(f"{mkey}: audit event {missing} is missing")
+        try:
+            ev, data = audit.read_event(storage, mkey, seq)
+        except (IntegrityError, NotFoundError) as e:
+            problems.append(str(e))
+            prev_hash, expected = "?", seq + 1
+            continue
+        if prev_hash != "?" and ev.prev != prev_hash:
+            problems.append(f"{mkey}: audit event {seq} does not chain on event {seq - 1} "
+                            f"(event {seq - 1} was edited, removed or reordered)")
+        prev_hash, expected = sha256_hex(data), seq + 1
+    try:
+        head = audit.read_head(storage, mkey)
+    except IntegrityError as e:
+        problems.append(str(e))
+        return problems
+    if seqs and head is None:
+        problems.append(f"{mkey}: audit/head.json is missing (deleted?) while the log has {len(seqs)} events")
+    elif head is not None:
+        if head.seq not in seqs:
+            problems.append(f"{mkey}: audit event {head.seq} (the head) is missing")
+        else:
+            try:
+                _ev, data = audit.read_event(storage, mkey, head.seq)
+                if sha256_hex(data) != head.sha256:
+                    problems.append(f"{mkey}: audit event {head.seq} was edited (head.json records another hash)")
+            except OmrError:
+                pass
+        if seqs and head.seq < seqs[-1] - 64:
+            problems.append(f"{mkey}: audit head is {seqs[-1] - head.seq} events behind the log")
+    return problems
+
+
+def derived_problems(storage, mkey: str, events: list[tuple[audit.Event, str]]) -> list[str]:
+    """Alias pointers and anchors that disagree with an (intact) log: what `repair` rewrites."""
+    problems: list[str] = []
+    last = events[-1][0] if events else None
+    by_seq = {ev.seq: (ev, h) for ev, h in events}
+    aliases = last.aliases if last else {}
+    for name in storage.listdir(layout.aliases_key(mkey)):
+        if not name.endswith(".json") or name[:-5] in aliases:
+            continue
+        problems.append(f"{mkey}: alias pointer {name} names an alias the audit log does not have")
+    for alias, state in aliases.items():
+        key = layout.alias_key(mkey, alias)
+        try:
+            pointer = audit.AliasPointer.model_validate_json(storage.read_bytes(key))
+        except NotFoundError:
+            problems.append(f"{mkey}: alias {alias} has no pointer file (audit event {state.seq} set it)")
+            continue
+        except (ValueError, IntegrityError) as e:
+            problems.append(f"{mkey}: alias pointer {alias} is damaged ({str(e).splitlines()[0]})")
+            continue
+        setter = by_seq.get(state.seq)
+        if pointer.version != state.version or pointer.event_seq != state.seq or (
+                setter and pointer.event_sha256 != setter[1]):
+            problems.append(f"{mkey}: alias {alias} points to {pointer.version} but audit event {state.seq} "
+                            f"set it to {state.version}")
+    for version, (ev, h) in anchors_of(events).items():
+        try:
+            pointer = audit.AnchorPointer.model_validate_json(storage.read_bytes(layout.anchor_key(mkey, version)))
+        except NotFoundError:
+            problems.append(f"{mkey}: version {version} has no anchor file (audit event {ev.seq} registered it)")
+            continue
+        except (ValueError, IntegrityError):
+            problems.append(f"{mkey}: anchor file of version {version} is damaged")
+            continue
+        if (pointer.seq, pointer.event_sha256, pointer.digest) != (ev.seq, h, ev.digest):
+            problems.append(f"{mkey}: anchor file of version {version} disagrees with audit event {ev.seq}")
+    return problems
+
+
+def repair_model(storage, mkey: str) -> list[str]:
+    """Rebuild head, alias pointers, anchors and the digest index from an intact chain.
+
+    Refuses (IntegrityError) when the chain itself is broken: a broken chain is evidence,
+    and rewriting derived files from it would launder it. Returns the keys it rewrote.
+    """
+    broken = [p for p in check_chain(storage, mkey) if "head.json is missing" not in p and "behind the log" not in p]
+    if broken:
+        raise IntegrityError(f"{mkey}: the audit chain is broken, nothing repaired: {broken[0]}", obj=mkey)
+    events = audit.load_events(storage, mkey)
+    if not events:
+        return []
+    fixed: list[str] = []
+    last, last_sha = events[-1]
+    head = audit.read_head(storage, mkey)
+    if head is None or (head.seq, head.sha256) != (last.seq, last_sha):
+        storage.write_replace(layout.head_key(mkey), audit.Head(seq=last.seq, sha256=last_sha).model_dump_json().encode())
+        fixed.append(layout.head_key(mkey))
+    by_seq = {ev.seq: (ev, h) for ev, h in events}
+    for alias, state in last.aliases.items():
+        setter, setter_sha = by_seq[state.seq]
+        pointer = audit.pointer_for(mkey, alias, state, setter, setter_sha, last.digests.get(state.version))
+        data = pointer.model_dump_json(indent=2).encode() + b"\n"
+        key = layout.alias_key(mkey, alias)
+        try:
+            same = storage.read_bytes(key) == data
+        except (NotFoundError, IntegrityError):
+            same = False
+        if not same:
+            storage.remove_tree(key)
+            storage.write_replace(key, data)
+            fixed.append(key)
+    for name in storage.listdir(layout.aliases_key(mkey)):
+        if name.endswith(".json") and name[:-5] not in last.aliases:
+            key = f"{layout.aliases_key(mkey)}/{name}"
+            storage.remove_tree(key)
+            fixed.append(key)
+    for version, (ev, h) in anchors_of(events).items():
+        key = layout.anchor_key(mkey, version)
+        anchor = audit.AnchorPointer(version=version, digest=ev.digest, seq=ev.seq, event_sha256=h)
+        try:
+            same = audit.AnchorPointer.model_validate_json(storage.read_bytes(key)) == anchor
+        except (NotFoundError, ValueError, IntegrityError):
+            same = False
+        if not same:
+            storage.remove_tree(key)
+            audit.write_anchor(storage, mkey, ev, h)
+            fixed.append(key)
+    return fixed
+
 
 # Folders omrw keeps per model, and what each must be.
 _MODEL_DIRS = ("versions", "aliases", "audit", "digests", ".omr-tmp")
@@ -83,15 +217,15 @@ def model_problems(reg, task: str, model: str) -> tuple[list[str], list[str]]:
             problems.append(f"{key}: not an audit event name (planted by hand?)")
         elif _kind(storage, key) != "file":
             problems.append(f"{key}: is not a regular file (planted?)")
-    chain = audit.check_chain(storage, mkey)
+    chain = check_chain(storage, mkey)
     problems += chain
     try:
         events = audit.load_events(storage, mkey)
     except OmrError:
         events = []
     if not chain:
-        problems += audit.derived_problems(storage, mkey, events)
-    anchors = audit.anchors_of(events)
+        problems += derived_problems(storage, mkey, events)
+    anchors = anchors_of(events)
     on_storage = set()
     for name in storage.listdir(layout.versions_key(task, model)):
         vkey = f"{layout.versions_key(task, model)}/{name}"
@@ -155,7 +289,7 @@ def repair_registry(reg, task: str | None = None, model: str | None = None) -> d
     refused: list[str] = []
     for t, m in _selection(reg, task, model, problems):
         try:
-            repaired += audit.repair(reg.storage, layout.model_key(t, m))
+            repaired += repair_model(reg.storage, layout.model_key(t, m))
         except IntegrityError as e:
             refused.append(str(e))
     after = audit_registry(reg, task, model)

@@ -1,4 +1,4 @@
-"""Registry operations: register, adopt, resolve, promote, list, show, history.
+"""Registry operations: resolve, promote, list, show, history (register and adopt live in register.py).
 
 Built from storage (where bytes live), layout (what every key is called), manifest (what a
 version is) and audit (the log, the only truth). A version exists iff an intact chain holds
@@ -13,17 +13,16 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from . import audit, layout
-from ._faults import crash_point
-from .artifacts import build_meta, check_shipped_sums, scan_artifacts
-from .constants import MANIFEST_NAME, META_NAME, SHA256SUMS_NAME, default_actor, default_demote_to, default_registry, trust_legacy
-from .errors import ConflictError, DigestMismatchError, IntegrityError, InvalidInputError, NotFoundError, OmrError
-from .hashing import FileHashes, copy_and_hash, hash_bytes, sha256_hex
-from .manifest import Content, FileEntry, Manifest, parse_manifest, parse_sha256sums, sha256sums_text
+from . import audit, layout, transitions
+from .constants import MANIFEST_NAME, SHA256SUMS_NAME, default_actor, default_demote_to, default_registry, trust_legacy
+from .errors import DigestMismatchError, IntegrityError, InvalidInputError, NotFoundError, OmrError
+from .events import STAGE_ONLY, AliasPointer, AliasState, Event, now_utc_iso
+from .hashing import sha256_hex
+from .manifest import parse_manifest, parse_sha256sums
 from .names import check_name
 from .refs import Ref, parse_ref
 from .storage import Storage, open_storage
@@ -58,21 +57,7 @@ class ResolveResult(BaseModel):
     alias_event_seq: int | None = None
 
 
-class RegisterResult(BaseModel):
-    ok: bool = True
-    task: str
-    model_name: str
-    version: str
-    digest: str
-    uri: str
-    package_path: str
-    registry: str
-    files: int
-    bytes: int
-    aliases: list[str]
-    hashes: dict[str, str] = Field(description="path -> sha256 (omnibioai-model-registry compatible)")
-    completed_interrupted: bool = Field(default=False, description="an interrupted register of the same bytes "
-                                        "was found published without its event; this register recorded it")
+from .register import RegisterResult  # noqa: E402  (re-exported: part of this module's API)
 
 
 class Registry:
@@ -150,7 +135,7 @@ class Registry:
         return Anchor(seq=ev.seq, kind=ev.kind, event_sha256=sha, digest=ev.digest,
                       meta_sha256=ev.meta_sha256, manifest_sha256=ev.manifest_sha256)
 
-    def log(self, task: str, model: str) -> tuple[list[tuple[audit.Event, str]], int]:
+    def log(self, task: str, model: str) -> tuple[list[tuple[Event, str]], int]:
         """(events up to the tail, tail seq): what list/verify read once per model."""
         mkey = layout.model_key(task, model)
         last, _ = audit.tail(self.storage, mkey)
@@ -158,217 +143,18 @@ class Registry:
         events = [(ev, h) for ev, h in audit.load_events(self.storage, mkey) if ev.seq <= tail_seq]
         return events, tail_seq
 
-    # ------------------------------------------------------------------ register
-    def register(
-        self,
-        task: str,
-        model: str,
-        version: str,
-        artifacts: str | os.PathLike,
-        metadata: dict[str, Any] | None = None,
-        params: dict[str, Any] | None = None,
-        aliases: Iterable[str] = (),
-        set_latest: bool = True,
-        actor: str | None = None,
-        reason: str | None = None,
-        provenance: dict[str, Any] | None = None,
-    ) -> RegisterResult:
-        """Copy `artifacts` into a new immutable version, hashing every byte once.
+    # ------------------------------------------------------------------ register, adopt
+    def register(self, task: str, model: str, version: str, artifacts: str | os.PathLike, **options) -> RegisterResult:
+        """See `register.register` (the commit point and what each failure leaves)."""
+        from .register import register
 
-        Commit point: the register event. A failure after the version was published but
-        before its event is recorded unpublishes it, so a retry is not refused; a kill in
-        that window leaves it unanchored (never served), and a retry with the same bytes
-        records it.
-        Raises InvalidInputError (bad names, unsafe artifacts), ConflictError (the version
-        exists, whoever won the race), IntegrityError (a sha256sums.txt shipped with the
-        artifacts does not match them), StorageError.
-        """
-        check_name(task, "task")
-        check_name(model, "model")
-        check_name(version, "version")
-        aliases = [check_name(a, "alias") for a in aliases]
-        actor = actor or default_actor()
-        mkey = layout.model_key(task, model)
-        vkey = layout.version_key(task, model, version)
-        ref = f"{task}/{model}@{version}"
-        sources, shipped_meta, shipped_sums = scan_artifacts(Path(artifacts))
-        meta = build_meta(task, model, version, shipped_meta, metadata, params, actor, provenance)
-        last, _ = audit.tail(self.storage, mkey)  # refuses early when head and tail disagree
-        if self._on_storage(vkey) and self._anchor(mkey, version, last.seq if last else 0, None) is not None:
-            raise _exists(ref)
-        completed = False
-        stage = self.storage.stage(mkey, version)
-        try:
-            entries: list[FileEntry] = []
-            for src in sources:
-                with open(src.path, "rb", buffering=0) as fin, stage.open_write(src.rel) as fout:
-                    h = copy_and_hash(fin, fout.write)
-                if h.size != src.size:
-                    raise IntegrityError(f"artifact {src.rel} changed size while being registered")
-                entries.append(_entry(src.rel, h))
-                crash_point("copy")
-            if shipped_sums is not None:
-                check_shipped_sums(shipped_sums, entries)
-            content = Content(files=sorted(entries, key=lambda e: e.path))
-            meta_bytes = (json.dumps(meta.model_dump(mode="json", exclude_none=True), indent=2) + "\n").encode()
-            meta_entry = _write_small(stage, META_NAME, meta_bytes)
-            sums_bytes = sha256sums_text(list(content.files) + [meta_entry]).encode()
-            sums_entry = _write_small(stage, SHA256SUMS_NAME, sums_bytes)
-            crash_point("sidecars")
-            manifest = Manifest(
-                task=task, model=model, version=version, created_at=meta.created_at,
-                data_dir=stage.data_dir, content=content, sidecars=[meta_entry, sums_entry],
-            )
-            manifest_bytes = manifest.to_bytes()
-            try:
-                stage.publish(vkey, MANIFEST_NAME, manifest_bytes)
-            except ConflictError:
-                found = self._interrupted(task, model, version, manifest.digest)
-                if found is None:
-                    raise _exists(ref, "another register won the race") from None
-                manifest, manifest_bytes = found
-                completed = True
-                stage.abort()
-        except BaseException:
-            stage.abort()
-            raise
-        digest = manifest.digest
-        own_meta = manifest.entry(META_NAME)
-        latest = ["latest"] if set_latest else []
+        return register(self, task, model, version, artifacts, **options)
 
-        def build(last_event):
-            return audit.register_fields(
-                last_event, task=task, model=model, version=version, digest=digest,
-                meta_sha256=own_meta.sha256 if own_meta else None, manifest_sha256=sha256_hex(manifest_bytes),
-                set_latest=set_latest, actor=actor, reason=reason, ts=audit.now_utc_iso())
+    def adopt(self, ref: str | Ref, reason: str, actor: str | None = None) -> Event:
+        """See `register.adopt`."""
+        from .register import adopt
 
-        try:
-            event, event_sha = audit.append(self.storage, mkey, build)
-        except (OmrError, OSError):
-            if not completed and not self._logged(mkey, version):
-                self._unpublish(vkey, manifest)
-            raise
-        finally:
-            stage.release()
-        self._after_event(mkey, event, event_sha, latest)
-        # Other aliases are ordinary promotions, so the stage policy and audit apply to them.
-        for alias in aliases:
-            if alias not in latest:
-                self.promote(Ref(task, model, version), alias, reason=reason or "register --alias", actor=actor)
-        local = self.storage.local_path(vkey)
-        return RegisterResult(
-            task=task, model_name=model, version=version, digest=digest, uri=f"omr://{ref}",
-            package_path=str(local) if local else f"{self.url}/{vkey}", registry=self.url,
-            files=len(manifest.all_files()), bytes=sum(e.size for e in manifest.all_files()),
-            aliases=latest + [a for a in aliases if a not in latest],
-            hashes={e.path: e.sha256 for e in manifest.all_files()}, completed_interrupted=completed,
-        )
-
-    def _on_storage(self, vkey: str) -> bool:
-        if self.storage.is_local:
-            return self.storage.isdir(vkey) and bool(self.storage.listdir(vkey))
-        return self.storage.exists(layout.manifest_key(vkey))
-
-    def _logged(self, mkey: str, version: str) -> bool:
-        try:
-            return audit.find_anchor(self.storage, mkey, version) is not None
-        except OmrError:
-            return True  # cannot tell: never unpublish what the log might vouch for
-
-    def _unpublish(self, vkey: str, manifest: Manifest) -> None:
-        """Take back a version whose event could not be written (nothing could have used it).
-
-        The sha256sums.txt goes first so the folder never looks like an omnibioai version.
-        """
-        try:
-            if self.storage.is_local:
-                self.storage.remove_tree(layout.sums_key(vkey))
-            self.storage.remove_tree(layout.manifest_key(vkey))
-            self.storage.remove_tree(layout.data_key(vkey, manifest.data_dir) if manifest.data_dir else vkey)
-        except (OmrError, OSError):
-            pass  # left unanchored: never served; `omrw audit` names it
-
-    def _interrupted(self, task: str, model: str, version: str, digest: str) -> tuple[Manifest, bytes] | None:
-        """An unanchored, complete version of exactly these bytes (a register killed after publishing)."""
-        try:
-            v = self.version(task, model, version, require_anchor=False)
-        except OmrError:
-            return None
-        if v.anchored or v.manifest is None or v.digest != digest or self._live_attempt(task, model, version):
-            return None
-        from .verify.check import check_version
-
-        if check_version(self, task, model, version, "strict", allow_unanchored=True):
-            return None
-        raw = self.storage.read_bytes(layout.manifest_key(v.key))
-        return v.manifest, raw
-
-    def _live_attempt(self, task: str, model: str, version: str) -> bool:
-        """Whether another register of `version` still holds a live lease (it may be committing)."""
-        import time
-
-        from .storage.base import lease_is_dead
-
-        mkey = layout.model_key(task, model)
-        root = layout.staging_root(mkey)
-        for name in self.storage.listdir(root):
-            m = layout.LEASE_RE.fullmatch(name)
-            if m and m["version"] == version:
-                try:
-                    lease = self.storage.read_bytes(f"{root}/{name}")
-                except (OmrError, OSError):
-                    return True
-                if not lease_is_dead(lease, time.time(), 0.0):
-                    return True
-        return False
-
-    def _after_event(self, mkey: str, event: audit.Event, event_sha: str, aliases: list[str]) -> None:
-        """Derived files after a committed event: failures here never undo it (`audit --repair` heals)."""
-        try:
-            if event.kind in audit.ANCHOR_KINDS:
-                audit.write_anchor(self.storage, mkey, event, event_sha)
-            for alias in aliases:
-                audit.sync_alias(self.storage, mkey, alias)
-        except (OmrError, OSError):
-            pass
-
-    # ------------------------------------------------------------------ adopt
-    def adopt(self, ref: str | Ref, reason: str, actor: str | None = None) -> audit.Event:
-        """Record a version found on storage without an event, after verifying it strictly.
-
-        For versions copied in by hand, written by omnibioai-model-registry, or whose
-        register was interrupted. Raises InvalidInputError (no reason, not a version ref),
-        ConflictError (already in the log), IntegrityError (it does not verify).
-        """
-        r = parse_ref(ref) if isinstance(ref, str) else ref
-        if not reason or not reason.strip():
-            raise InvalidInputError("adopt needs --reason: say where the version came from")
-        if r.file or r.selector_is_digest:
-            raise InvalidInputError(f"adopt takes TASK/MODEL@VERSION, not {r}")
-        mkey = layout.model_key(r.task, r.model)
-        v = self.version(r.task, r.model, r.selector, require_anchor=False)
-        if v.anchored:
-            raise ConflictError(f"{v.ref} is already recorded by audit event {v.anchor.seq}; nothing to adopt",
-                                obj=v.ref)
-        from .verify.check import check_version, raise_problems
-
-        raise_problems(v.ref, check_version(self, r.task, r.model, r.selector, "strict", allow_unanchored=True))
-        meta = v.manifest.entry(META_NAME) if v.manifest else None
-        manifest_sha = v.manifest_sha256 if v.manifest else None
-
-        def build(last):
-            return audit.register_fields(last, kind="adopt", task=r.task, model=r.model, version=r.selector,
-                                         digest=v.digest, meta_sha256=meta.sha256 if meta else None,
-                                         manifest_sha256=manifest_sha, set_latest=False,
-                                         actor=actor or default_actor(), reason=reason, ts=audit.now_utc_iso())
-
-        event, sha = audit.append(self.storage, mkey, build)
-        if self.version(r.task, r.model, r.selector, require_anchor=False).digest != v.digest:
-            # Replaced between the check and the event: the anchor names the checked digest,
-            # so the new bytes stay unanchored and are never served.
-            raise IntegrityError(f"{v.ref} changed while being adopted; run `omrw audit`", obj=v.ref)
-        self._after_event(mkey, event, sha, [])
-        return event
+        return adopt(self, ref, reason, actor)
 
     # ------------------------------------------------------------------ resolve
     def resolve(self, ref: str | Ref, verify: VerifyMode = "none", materialize: bool = True) -> ResolveResult:
@@ -436,7 +222,7 @@ class Registry:
         try:
             raw = self.storage.read_bytes(key)
         except NotFoundError:
-            for version, (ev, _h) in audit.anchors_of(self.log(r.task, r.model)[0]).items():
+            for version, (ev, _h) in transitions.anchors_of(self.log(r.task, r.model)[0]).items():
                 if ev.digest == r.selector:
                     return version
             raise NotFoundError(f"no version of {r.model_key} has digest {r.selector}", obj=str(r)) from None
@@ -447,7 +233,7 @@ class Registry:
             raise IntegrityError(f"{r.model_key}: digest index {key.rsplit('/', 1)[-1]} is damaged; run "
                                  f"`omrw audit --repair {r.model_key}`", obj=key) from None
 
-    def _alias_time(self, mkey: str, alias: str, state: audit.AliasState) -> str | None:
+    def _alias_time(self, mkey: str, alias: str, state: AliasState) -> str | None:
         pointer = self._pointer(mkey, alias)
         if pointer is not None and pointer.event_seq == state.seq and pointer.version == state.version:
             return pointer.updated_at
@@ -456,20 +242,20 @@ class Registry:
         except OmrError:
             return None
 
-    def _pointer(self, mkey: str, alias: str) -> audit.AliasPointer | None:
+    def _pointer(self, mkey: str, alias: str) -> AliasPointer | None:
         try:
-            return audit.AliasPointer.model_validate_json(self.storage.read_bytes(layout.alias_key(mkey, alias)))
+            return AliasPointer.model_validate_json(self.storage.read_bytes(layout.alias_key(mkey, alias)))
         except (NotFoundError, ValueError, IntegrityError):
             return None
 
-    def _legacy_pointer(self, r: Ref, mkey: str) -> audit.AliasPointer | None:
+    def _legacy_pointer(self, r: Ref, mkey: str) -> AliasPointer | None:
         """An alias only a pointer file knows (omnibioai-model-registry writes no log)."""
         try:
             data = self.storage.read_bytes(layout.alias_key(mkey, r.selector))
         except NotFoundError:
             return None
         try:
-            return audit.AliasPointer.model_validate_json(data)
+            return AliasPointer.model_validate_json(data)
         except ValueError:
             raise IntegrityError(f"alias {r.model_key}@{r.selector} is damaged; run `omrw audit {r.model_key}`",
                                  obj=f"{r.model_key}@{r.selector}") from None
@@ -489,10 +275,10 @@ class Registry:
 
     # ------------------------------------------------------------------ promote
     def promote(self, ref: str | Ref, to: str, reason: str | None = None, actor: str | None = None,
-                rollback: bool = False, demote_to: str | None = None) -> audit.Event:
+                rollback: bool = False, demote_to: str | None = None) -> Event:
         """Point alias `to` at the version `ref` resolves to, as an audited event.
 
-        The stage policy is `audit.promote_fields`. Only versions the log vouches for can
+        The stage policy is `transitions.promote_fields`. Only versions the log vouches for can
         be promoted (`omrw adopt` first for others). Raises InvalidInputError,
         NotFoundError, IntegrityError, ConflictError (policy refused).
         """
@@ -510,12 +296,12 @@ class Registry:
         mkey = layout.model_key(r.task, r.model)
 
         def build(last):
-            return audit.promote_fields(last, task=r.task, model=r.model, version=version, digest=digest, to=to,
+            return transitions.promote_fields(last, task=r.task, model=r.model, version=version, digest=digest, to=to,
                                         rollback=rollback, demote_to=demote_to, actor=actor, reason=reason,
-                                        ts=audit.now_utc_iso())
+                                        ts=now_utc_iso())
 
         event, sha = audit.append(self.storage, mkey, build)
-        self._after_event(mkey, event, sha, [to] if to not in audit.STAGE_ONLY else [])
+        audit.after_event(self.storage, mkey, event, sha, [to] if to not in STAGE_ONLY else [])
         return event
 
     # ------------------------------------------------------------------ listing
@@ -528,7 +314,7 @@ class Registry:
     def versions(self, task: str, model: str) -> list[str]:
         """Versions the log vouches for that are on storage, plus unanchored omnibioai (legacy) ones."""
         events, _tail = self.log(task, model)
-        anchored = set(audit.anchors_of(events))
+        anchored = set(transitions.anchors_of(events))
         out = []
         for name in _names(self.storage, layout.versions_key(task, model)):
             vkey = layout.version_key(task, model, name)
@@ -540,7 +326,7 @@ class Registry:
                 out.append(name)
         return out
 
-    def state(self, task: str, model: str) -> audit.Event | None:
+    def state(self, task: str, model: str) -> Event | None:
         last, _ = audit.tail(self.storage, layout.model_key(task, model))
         return last
 
@@ -653,19 +439,3 @@ def _unanchored(ref: str) -> IntegrityError:
     return IntegrityError(f"{ref} is on storage but not in the audit log (copied in by hand, or its register was "
                           f"interrupted): it is not a version; run `omrw audit`, or `omrw adopt {ref} --reason ...` "
                           f"to verify and record it", obj=ref)
-
-
-def _exists(ref: str, why: str = "") -> ConflictError:
-    extra = f" ({why})" if why else ""
-    return ConflictError(f"version {ref} already exists{extra}; versions are immutable, register a new version",
-                         obj=ref)
-
-
-def _entry(rel: str, h: FileHashes) -> FileEntry:
-    return FileEntry(path=rel, size=h.size, sha256=h.sha256, xxh3=h.xxh3, chunks=h.chunks)
-
-
-def _write_small(stage, rel: str, data: bytes) -> FileEntry:
-    with stage.open_write(rel) as f:
-        f.write(data)
-    return _entry(rel, hash_bytes(data))

@@ -14,9 +14,9 @@ from pathlib import Path
 FORMATS = {
     "omr_manifest": "omr_workflows.manifest:Manifest",
     "model_meta": "omr_workflows.meta:ModelMeta",
-    "alias": "omr_workflows.audit:AliasPointer",
-    "audit_event": "omr_workflows.audit:Event",
-    "audit_head": "omr_workflows.audit:Head",
+    "alias": "omr_workflows.events:AliasPointer",
+    "audit_event": "omr_workflows.events:Event",
+    "audit_head": "omr_workflows.events:Head",
     "resolve_result": "omr_workflows.registry:ResolveResult",
     "register_result": "omr_workflows.registry:RegisterResult",
     "provenance": "omr_workflows.capture:Provenance",

@@ -22,7 +22,7 @@ from typing import Callable, Iterable, Sequence
 
 import xxhash
 
-from .. import audit
+from ..transitions import anchors_of
 from ..constants import MANIFEST_NAME, META_NAME, REMOTE_DATA_DIR, SHA256SUMS_NAME
 from ..errors import IntegrityError, InvalidInputError, NotFoundError, OmrError
 from ..hashing import sha256_hex
@@ -110,7 +110,7 @@ def _model_log(reg, task: str, model: str) -> tuple[dict, int, str | None]:
         events, tail_seq = reg.log(task, model)
     except OmrError as e:
         return {}, 0, f"the audit log of {task}/{model} cannot be trusted ({e}); run `omrw audit {task}/{model}`"
-    return audit.anchors_of(events), tail_seq, None
+    return anchors_of(events), tail_seq, None
 
 
 def _read_version(reg, task: str, model: str, version: str, log: tuple, allow_unanchored: bool) -> VersionInput:
