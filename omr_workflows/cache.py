@@ -13,7 +13,7 @@ sha256 of the manifest written into the copy (the version's manifest with `data_
 "", since the copy holds the files at its top). A version mirrored to another registry
 therefore shares its copy; a version never gets another version's `model_meta.json`.
 
-Rules (docs/DESIGN.md sections 2.7 and 11):
+Rules (docs/DESIGN.md, "The cache of remote registries"):
 
 * A copy is built in a unique temp folder beside its final name; every file is checked
   while it downloads with `verify.filecheck` in strict mode (sha256, whatever `verify`

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-# On-disk names (DESIGN 3). Names a user can choose cannot start with "." so the
+# On-disk names (docs/DESIGN.md, "On-disk layout"). Names a user can choose cannot start with "." so the
 # dot-names below never collide with a task, model, version or alias.
 MANIFEST_NAME = "omr_manifest.json"
 META_NAME = "model_meta.json"

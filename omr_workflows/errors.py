@@ -1,4 +1,4 @@
-"""Every error omr-workflows raises, with the exit code the CLI maps it to (DESIGN 6).
+"""Every error omr-workflows raises, with the exit code the CLI maps it to (docs/DESIGN.md, "Overview").
 
 Each class also inherits the matching built-in so callers can catch `LookupError`,
 `ValueError` or `OSError` without importing us. Messages name the object and the cause

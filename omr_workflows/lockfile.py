@@ -5,7 +5,7 @@ A lock entry is keyed by the reference without its `#FILE` part, normalised to
 lock (`omrw resolve --lock FILE REF`) never follows the alias: it goes to the pinned version
 and checks that version's package digest against the lock.
 
-What a locked resolve reports, and which exit code (DESIGN 6):
+What a locked resolve reports, and which exit code (docs/DESIGN.md, "References and names"):
 
 * the ref is not in the lock: NotFoundError (3), naming the ref;
 * the pinned version no longer exists: NotFoundError (3);

@@ -1,4 +1,4 @@
-"""The name rule for tasks, models, versions and aliases (DESIGN 2.3), and safe relative paths.
+"""The name rule for tasks, models, versions and aliases (docs/DESIGN.md, "References and names"), and safe relative paths.
 
 Names become path components, so the rule is what keeps every write inside the registry
 root. Manifest paths get the same treatment: relative POSIX, no `..`, no absolute parts,

@@ -1,6 +1,6 @@
 """Model references: one pure parser.
 
-Grammar (DESIGN 4)::
+Grammar (docs/DESIGN.md, "References and names")::
 
     ref      = ["omr://"] task "/" model ["@" selector] ["#" file]
     selector = alias | version | "sha256:" 64*HEXDIG

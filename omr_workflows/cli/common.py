@@ -114,7 +114,7 @@ def safe_text(s: Any) -> str:
     or `\\uNNNN` (see `_UNSAFE_CHARS`); printable text, spaces included, is unchanged.
 
     Every human output of a value read from the registry, a report or the user goes through
-    this (DESIGN 11); `--json` output does not (json.dumps escapes, and must stay exact).
+    this (docs/DESIGN.md, "Untrusted input"); `--json` output does not (json.dumps escapes, and must stay exact).
     """
     text = s if isinstance(s, str) else str(s)
     if not _UNSAFE_CHARS.search(text):

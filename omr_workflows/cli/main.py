@@ -1,6 +1,6 @@
 """`omrw` entry point: builds the parser from the command modules and maps errors to exit codes.
 
-Exit codes (DESIGN 6): 0 ok, 1 integrity failure, 2 bad input or usage, 3 not found,
+Exit codes (docs/DESIGN.md, "Overview"): 0 ok, 1 integrity failure, 2 bad input or usage, 3 not found,
 4 conflict, 5 storage or other error. Errors are one line on stderr; set OMR_DEBUG=1 or
 pass --debug for a traceback.
 """

@@ -4,7 +4,7 @@ Keys are relative POSIX paths under the registry root (`tasks/t/models/m/...`, f
 `layout.py` only); a backend turns them into its own paths. Storage never hashes: hashing
 lives in `hashing.py`, and the registry joins the two.
 
-Staging (docs/DESIGN.md, "Atomic publish"): every upload attempt owns a token
+Staging (docs/DESIGN.md, "Staging and gc"): every upload attempt owns a token
 (`layout.new_token`) and a lease object `layout.lease_key(model, version, token)` that a
 daemon thread rewrites every ttl/3 seconds while the attempt lives. gc may remove an attempt
 only when `lease_is_dead` says its heartbeat is older than its ttl; a stage whose lease or

@@ -1,6 +1,6 @@
 """The file formats of verification: the plan, a shard report and a merged report.
 
-These pydantic models are the single definition of each format (DESIGN 5).
+These pydantic models are the single definition of each format (docs/DESIGN.md, "Verification").
 
 * A **plan** is the deterministic list of work units for a selection of versions, split into
   N byte-balanced shards. Its header (`PlanHeader`) is small and carries, per shard, the
