@@ -11,6 +11,8 @@ chain.
 
 from __future__ import annotations
 
+import json
+
 from . import audit, layout
 from .constants import MANIFEST_NAME
 from .hashing import sha256_hex
@@ -67,7 +69,7 @@ def derived_problems(storage, mkey: str, events: list[tuple[audit.Event, str]]) 
     by_seq = {ev.seq: (ev, h) for ev, h in events}
     aliases = last.aliases if last else {}
     for name in storage.listdir(layout.aliases_key(mkey)):
-        if not name.endswith(".json") or name[:-5] in aliases:
+        if not name.endswith(".json") or name[:-5] in aliases or _legacy_alias(storage, mkey, name):
             continue
         problems.append(f"{mkey}: alias pointer {name} names an alias the audit log does not have")
     for alias, state in aliases.items():
@@ -96,6 +98,47 @@ def derived_problems(storage, mkey: str, events: list[tuple[audit.Event, str]]) 
             continue
         if (pointer.seq, pointer.event_sha256, pointer.digest) != (ev.seq, h, ev.digest):
             problems.append(f"{mkey}: anchor file of version {version} disagrees with audit event {ev.seq}")
+    problems += [f"{mkey}: {p}" for p in _index_problems(storage, mkey, events)]
+    return problems
+
+
+def _legacy_alias(storage, mkey: str, name: str) -> bool:
+    """A pointer only omnibioai-model-registry knows of, naming one of its own (manifest-less) versions."""
+    try:
+        pointer = audit.AliasPointer.model_validate_json(storage.read_bytes(f"{layout.aliases_key(mkey)}/{name}"))
+        vkey = f"{mkey}/versions/{check_name(pointer.version, 'version')}"
+    except (OmrError, ValueError):
+        return False
+    return not storage.exists(layout.manifest_key(vkey)) and storage.exists(layout.sums_key(vkey))
+
+
+def _index_entries(events) -> dict[str, str]:
+    """digest -> the version its index entry should name (the first anchored version of that digest)."""
+    out: dict[str, str] = {}
+    for version, (ev, _h) in sorted(anchors_of(events).items(), key=lambda kv: kv[1][0].seq):
+        out.setdefault(ev.digest, version)
+    return out
+
+
+def _index_problems(storage, mkey: str, events) -> list[str]:
+    wanted = _index_entries(events)
+    problems = []
+    for digest, version in wanted.items():
+        key = layout.digest_index_key(mkey, digest)
+        try:
+            data = json.loads(storage.read_bytes(key))
+            ok = isinstance(data, dict) and data.get("digest") == digest and data.get("version") in {
+                v for v, (ev, _h) in anchors_of(events).items() if ev.digest == digest}
+        except NotFoundError:
+            problems.append(f"digest index entry of {digest} ({version}) is missing")
+            continue
+        except (OmrError, ValueError, RecursionError):
+            ok = False
+        if not ok:
+            problems.append(f"digest index entry {key.rsplit('/', 1)[-1]} is damaged or names the wrong version")
+    for name in storage.listdir(f"{mkey}/digests"):
+        if name.endswith(".json") and f"sha256:{name[:-5]}" not in wanted:
+            problems.append(f"digest index entry {name} names a digest no audit event registered")
     return problems
 
 
@@ -136,6 +179,13 @@ def repair_model(storage, mkey: str) -> list[str]:
             key = f"{layout.aliases_key(mkey)}/{name}"
             storage.remove_tree(key)
             fixed.append(key)
+    if _index_problems(storage, mkey, events):
+        for name in storage.listdir(f"{mkey}/digests"):
+            storage.remove_tree(f"{mkey}/digests/{name}")
+            fixed.append(f"{mkey}/digests/{name}")
+        for digest, version in _index_entries(events).items():
+            storage.write_replace(layout.digest_index_key(mkey, digest),
+                                  json.dumps({"version": version, "digest": digest}).encode())
     for version, (ev, h) in anchors_of(events).items():
         key = layout.anchor_key(mkey, version)
         anchor = audit.AnchorPointer(version=version, digest=ev.digest, seq=ev.seq, event_sha256=h)

@@ -31,6 +31,7 @@ from .names import name_type
 from .refs import Ref, parse_ref
 
 SCHEMA_ID = "omr-lock/1"
+MAX_LOCK_BYTES = 64 * 1024 * 1024  # a lock of 100,000 pins is ~40 MB
 
 
 Name = name_type()
@@ -145,14 +146,11 @@ def make_lock(reg, refs: list[str], actor: str | None = None) -> LockFile:
 def read_lock(path: str | os.PathLike) -> LockFile:
     """Parse a lock file. Raises InvalidInputError (missing, not JSON, wrong shape) naming it."""
     path = str(path)
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise InvalidInputError(f"lock file {path!r} does not exist; create it with `omrw lock REF... -o {path}`") \
-            from None
-    except OSError as e:
-        raise InvalidInputError(f"lock file {path!r} cannot be read: {e.strerror}") from None
+    if not os.path.exists(path):
+        raise InvalidInputError(f"lock file {path!r} does not exist; create it with `omrw lock REF... -o {path}`")
+    from .bounds import read_bounded
+
+    data = read_bounded(path, "lock", max_bytes=MAX_LOCK_BYTES)
     try:
         return LockFile.model_validate_json(data)
     except Exception as e:

@@ -81,6 +81,9 @@ class Manifest(BaseModel):
     def _safe_dir(cls, v: str) -> str:
         if v:
             check_relpath(v, "manifest data_dir")
+            # Only the object-store upload area of one attempt: `.omr-data/<token>` (layout.TOKEN_RE).
+            if not re.fullmatch(r"\.omr-data/omr1-[0-9]{10}-[0-9a-f]{12}", v):
+                raise ValueError(f"data_dir {v!r} is not an omrw upload area (.omr-data/<token>)")
         return v
 
     def all_files(self) -> list[FileEntry]:

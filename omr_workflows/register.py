@@ -110,7 +110,7 @@ def register(
         try:
             stage.publish(vkey, MANIFEST_NAME, manifest_bytes)
         except ConflictError:
-            found = _interrupted(reg, task, model, version, manifest.digest)
+            found = _interrupted(reg, task, model, version, manifest.digest, stage.token)
             if found is None:
                 raise _exists(ref, "another register won the race") from None
             manifest, manifest_bytes = found
@@ -175,13 +175,13 @@ def _unpublish(reg, vkey: str, manifest: Manifest) -> None:
     except (OmrError, OSError):
         pass  # left unanchored: never served; `omrw audit` names it
 
-def _interrupted(reg, task: str, model: str, version: str, digest: str) -> tuple[Manifest, bytes] | None:
+def _interrupted(reg, task: str, model: str, version: str, digest: str, own_token: str) -> tuple[Manifest, bytes] | None:
     """An unanchored, complete version of exactly these bytes (a register killed after publishing)."""
     try:
         v = reg.version(task, model, version, require_anchor=False)
     except OmrError:
         return None
-    if v.anchored or v.manifest is None or v.digest != digest or _live_attempt(reg, task, model, version):
+    if v.anchored or v.manifest is None or v.digest != digest or _live_attempt(reg, task, model, version, own_token):
         return None
     from .verify.check import check_version
 
@@ -190,7 +190,7 @@ def _interrupted(reg, task: str, model: str, version: str, digest: str) -> tuple
     raw = reg.storage.read_bytes(layout.manifest_key(v.key))
     return v.manifest, raw
 
-def _live_attempt(reg, task: str, model: str, version: str) -> bool:
+def _live_attempt(reg, task: str, model: str, version: str, own_token: str) -> bool:
     """Whether another register of `version` still holds a live lease (it may be committing)."""
     import time
 
@@ -200,7 +200,7 @@ def _live_attempt(reg, task: str, model: str, version: str) -> bool:
     root = layout.staging_root(mkey)
     for name in reg.storage.listdir(root):
         m = layout.LEASE_RE.fullmatch(name)
-        if m and m["version"] == version:
+        if m and m["version"] == version and m["token"] != own_token:
             try:
                 lease = reg.storage.read_bytes(f"{root}/{name}")
             except (OmrError, OSError):

@@ -89,7 +89,13 @@ class Registry:
             raw = None
         anchor = self._anchor(mkey, version, tail_seq, anchors)
         if raw is None:
-            return self._legacy_version(task, model, version, vkey, anchor)
+            try:
+                return self._legacy_version(task, model, version, vkey, anchor)
+            except NotFoundError:
+                if anchor is None:
+                    raise
+                raise IntegrityError(f"{ref}: registered by audit event {anchor.seq} but missing from storage "
+                                     f"(deleted); run `omrw audit {task}/{model}`", obj=ref) from None
         where = f"{ref}/{MANIFEST_NAME}"
         manifest = parse_manifest(raw, where)
         if (manifest.task, manifest.model, manifest.version) != (task, model, version):
@@ -132,6 +138,17 @@ class Registry:
         ev, sha = found
         if ev.seq > tail_seq:
             return None  # an event file beyond the tail is not part of the chain
+        if ev.seq < tail_seq:
+            # One read guards the anchor against an edit: its successor records its sha256 (the tail
+            # itself is guarded by head.json). Forging past it means rewriting the chain to the tail.
+            try:
+                successor, _ = audit.read_event(self.storage, mkey, ev.seq + 1)
+            except NotFoundError:
+                successor = None
+            if successor is None or successor.prev != sha:
+                raise IntegrityError(f"{mkey}: audit event {ev.seq}, which registered {version}, does not match the "
+                                     f"sha256 event {ev.seq + 1} records for it (edited); run `omrw audit`",
+                                     obj=layout.event_key(mkey, ev.seq))
         return Anchor(seq=ev.seq, kind=ev.kind, event_sha256=sha, digest=ev.digest,
                       meta_sha256=ev.meta_sha256, manifest_sha256=ev.manifest_sha256)
 

@@ -281,14 +281,3 @@ class Storage(ABC):
 
     def join(self, *parts: str) -> str:
         return "/".join(p.strip("/") for p in parts if p)
-
-
-def token_age(name: str, now: float | None = None) -> float | None:
-    """Deprecated (gc now asks `lease_is_dead`): seconds since the staging token inside
-    `name` was made, or None if `name` holds no token of `layout.TOKEN_RE`."""
-    from ..layout import TOKEN_RE
-
-    m = TOKEN_RE.search(name)
-    if m is None:
-        return None
-    return (now or time.time()) - int(m.group(0).split("-")[1])

@@ -30,7 +30,6 @@ and `omrw verify-merge` exit 1, listing every bad file.
 from __future__ import annotations
 
 import socket
-from pathlib import Path
 from typing import Sequence
 
 from ..errors import IntegrityError, InvalidInputError, validation_detail
@@ -46,14 +45,15 @@ from .report import (
 )
 
 
+MAX_REPORT_BYTES = 1024 * 1024 * 1024
+
+
 def load_report(path: str) -> ShardReport:
     """Read one shard report; InvalidInputError if it is not one."""
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise InvalidInputError(f"report {path!r} does not exist") from None
-    except OSError as e:
-        raise InvalidInputError(f"report {path!r} cannot be read: {e.strerror}") from None
+    from ..bounds import read_bounded
+
+    # Reports of a 10,000 x 100 registry are tens of MB; the bound stops a hostile multi-GB file.
+    data = read_bounded(path, "report", max_bytes=MAX_REPORT_BYTES)
     try:
         return ShardReport.model_validate_json(data)
     except Exception as e:

@@ -104,20 +104,30 @@ def select(reg, refs: Sequence[str] = (), all_versions: bool = False,
 
 
 # ---------------------------------------------------------------------- gathering
-def _model_log(reg, task: str, model: str) -> tuple[dict, int, str | None]:
-    """(version -> anchoring event, tail seq, error) for one model, reading its log once."""
+def _model_log(reg, task: str, model: str) -> tuple[dict, int, str | None, str | None]:
+    """(version -> anchoring event, tail seq, error, chain error) for one model, reading its log once.
+
+    The chain error (an edited, removed or reordered older event) fails strict mode only:
+    strict is the mode that claims the bytes are what was registered.
+    """
+    from ..fsck import check_chain
+    from ..layout import model_key
+
     try:
         events, tail_seq = reg.log(task, model)
     except OmrError as e:
-        return {}, 0, f"the audit log of {task}/{model} cannot be trusted ({e}); run `omrw audit {task}/{model}`"
-    return anchors_of(events), tail_seq, None
+        return {}, 0, f"the audit log of {task}/{model} cannot be trusted ({e}); run `omrw audit {task}/{model}`", None
+    broken = check_chain(reg.storage, model_key(task, model))
+    chain_error = (f"the audit chain of {task}/{model} is broken ({broken[0]}); run `omrw audit {task}/{model}`"
+                   if broken else None)
+    return anchors_of(events), tail_seq, None, chain_error
 
 
 def _read_version(reg, task: str, model: str, version: str, log: tuple, allow_unanchored: bool) -> VersionInput:
     """The planner's input for one version, from the one `Registry.version` view."""
     from .. import layout
 
-    anchors, tail_seq, audit_error = log
+    anchors, tail_seq, audit_error, chain_error = log
     vkey = layout.version_key(task, model, version)
     ref = f"{task}/{model}@{version}"
     base = dict(task=task, model=model, version=version, key=vkey)
@@ -143,14 +153,15 @@ def _read_version(reg, task: str, model: str, version: str, log: tuple, allow_un
     if v.manifest is not None:
         return VersionInput(**base, manifest=v.manifest, manifest_sha256=v.manifest_sha256,
                             recorded_digest=a.digest if a else None, recorded_meta_sha256=a.meta_sha256 if a else None,
-                            recorded_manifest_sha256=a.manifest_sha256 if a else None)
+                            recorded_manifest_sha256=a.manifest_sha256 if a else None,
+                            audit_error=None if allow_unanchored else chain_error)
     try:
         sums_raw = reg.storage.read_bytes(layout.sums_key(vkey))
     except OmrError as e:
         return VersionInput(**base, error=str(e))
     sizes = {f[0]: f[1] for f in reg.storage.walk(vkey)}
     return VersionInput(**base, legacy_sums=dict(v.legacy_sums or {}), legacy_sums_sha256=sha256_hex(sums_raw),
-                        legacy_sizes=sizes, strict_error=legacy_error)
+                        legacy_sizes=sizes, strict_error=legacy_error or (None if allow_unanchored else chain_error))
 
 
 def gather(reg, targets: Iterable[tuple[str, str, str]], workers: int | None = None,

@@ -33,8 +33,8 @@ MiB = 1 << 20
 # ---------------------------------------------------------------------- helpers
 @contextmanager
 def chunk_size(size: int):
-    """Make Registry.register (in this process) record chunk hashes every `size` bytes."""
-    import omr_workflows.registry as registry_mod
+    """Make register (in this process) record chunk hashes every `size` bytes."""
+    import omr_workflows.register as registry_mod
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(registry_mod, "copy_and_hash", functools.partial(hashing.copy_and_hash, chunk_size=size))
