@@ -220,5 +220,5 @@ def cmd_gc(args) -> int:
     removed = registry(args).gc(older_than=args.older_than, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     emit(args, {"removed": removed, "dry_run": args.dry_run},
-         "\n".join(f"{verb} {k}" for k in removed) or "nothing to remove")
+         "\n".join(safe_text(f"{verb} {k}") for k in removed) or "nothing to remove")
     return 0

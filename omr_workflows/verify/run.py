@@ -59,7 +59,7 @@ def select(reg, refs: Sequence[str] = (), all_versions: bool = False,
     is verified, and one without versions is an error, never skipped.
     Raises InvalidInputError (bad ref or combination), NotFoundError (nothing to verify).
     """
-    from ..registry import version_key
+    from .. import layout
 
     chosen = sum(bool(x) for x in (list(refs), all_versions, model))
     if chosen != 1:
@@ -77,7 +77,7 @@ def select(reg, refs: Sequence[str] = (), all_versions: bool = False,
                 version = reg.resolve(ref, materialize=False).version
             except IntegrityError:
                 # A damaged manifest is a finding to report, not a reason to stop.
-                if ref.selector_is_digest or not reg.storage.isdir(version_key(ref.task, ref.model, ref.selector)):
+                if ref.selector_is_digest or not reg.storage.isdir(layout.version_key(ref.task, ref.model, ref.selector)):
                     raise
                 version = ref.selector
             targets.append((ref.task, ref.model, version))
