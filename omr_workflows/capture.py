@@ -290,3 +290,18 @@ def parse_provenance(data: dict[str, Any] | None) -> Provenance | None:
         return Provenance.model_validate(data)
     except Exception as e:
         raise InvalidInputError(f"invalid provenance record: {str(e).splitlines()[0]}") from None
+
+
+def resolve_registry_datasets(prov: dict[str, Any], resolve) -> dict[str, Any]:
+    """Pin each `omr://` dataset of a captured provenance dict (`capture(...)`) in place.
+
+    `resolve(ref)` is `Registry.resolve` of the registry being registered into: the dataset's
+    `uri` becomes `omr://TASK/MODEL@VERSION` and its `digest` that version's package digest,
+    so an alias given at register (`@production`) is recorded as what it meant then.
+    Raises what `resolve` raises (NotFoundError for a dataset that is not there).
+    """
+    for d in prov.get("datasets") or []:
+        if d.get("kind") == "registry":
+            res = resolve(d["ref"])
+            d["uri"], d["digest"] = res.uri, res.digest
+    return prov

@@ -10,15 +10,17 @@ Renderings, all written into OUT_DIR only after everything has been built (each 
 replaced atomically, so a failed collect writes nothing):
 
 * `omr_provenance.json` - `ProvenanceReport` (the one definition of the format);
-* `ro-crate-metadata.json` - a Workflow Run RO-Crate made with the `rocrate` library: each
-  model version a File entity (`@id` and `identifier` `omr://TASK/MODEL@VERSION`,
-  `version`, `sha256`, `contentSize`), the run one `CreateAction` with the models as
-  `object`. With `--workflow FILE|URL` the crate conforms to Process Run Crate 0.5,
-  Workflow Run Crate 0.5 and Workflow RO-Crate 1.0, and the workflow is the `mainEntity`
-  and the action's `instrument`; without it, to Process Run Crate 0.5 with `omrw` (a
+* `ro-crate-metadata.json` (+ `README.md`, the Markdown table) - a Workflow Run RO-Crate
+  (crate.py: each model version a Dataset whose `hasPart` Files carry their own sha256).
+  With `--workflow FILE|URL` the crate conforms to Process Run Crate 0.5, Workflow Run
+  Crate 0.5 and Workflow RO-Crate 1.0, and the workflow is the `mainEntity` and the
+  action's `instrument`; without it, to Process Run Crate 0.5 with `omrw` (a
   SoftwareApplication) as the instrument, since there is no workflow to point at;
 * `omr_provenance.md`, `omr_provenance.html` - a table for engine reports (the HTML is
   self-contained, every value escaped).
+
+`merge_into_crate` adds the same model entities and actions to a crate an engine wrote
+(nf-prov, Snakemake) instead, and writes only that crate's metadata file.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import InvalidInputError, StorageError
-from .runrecord import Job, RunRecord, parse_record
+from .runrecord import MAX_RECORD_BYTES, Job, Origin, RecordFile, RunRecord, parse_record
 
 SCHEMA_ID = "omr-provenance-report/1"
 REPORT_JSON = "omr_provenance.json"
@@ -42,11 +44,6 @@ REPORT_MD = "omr_provenance.md"
 REPORT_HTML = "omr_provenance.html"
 CRATE_JSON = "ro-crate-metadata.json"
 OUTPUT_NAMES = (REPORT_JSON, REPORT_MD, REPORT_HTML, CRATE_JSON)
-
-PROCESS_RUN_CRATE = "https://w3id.org/ro/wfrun/process/0.5"
-WORKFLOW_RUN_CRATE = "https://w3id.org/ro/wfrun/workflow/0.5"
-WORKFLOW_RO_CRATE = "https://w3id.org/workflowhub/workflow-ro-crate/1.0"
-WFRUN_CONTEXT = "https://w3id.org/ro/terms/workflow-run/context"
 _STRENGTH = {"none": 0, "fast": 1, "strict": 2}
 
 
@@ -56,7 +53,7 @@ class Use(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     record: str = Field(description="record file name")
-    kind: Literal["resolve", "verify"]
+    kind: Literal["resolve", "verify", "register", "promote", "lock"]
     ref: str
     selector_kind: str | None = None
     file: str | None = None
@@ -69,12 +66,17 @@ class Use(BaseModel):
     engine: str
     job: Job | None = None
     hints: dict[str, str] = Field(default_factory=dict)
+    alias: str | None = None
+    lock_file: str | None = None
+    actor: str | None = None
+    reason: str | None = None
 
 
 class ModelUsage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(description="@id of the File entity in the RO-Crate")
+    id: str = Field(description="@id of the version's Dataset in the RO-Crate: URI + '/' (+ '?digest=...' when "
+                                "one version was seen with two digests)")
     task: str
     model: str
     version: str
@@ -87,6 +89,10 @@ class ModelUsage(BaseModel):
     verified: Literal["none", "fast", "strict"] = Field(description="strongest verification in any use")
     first_at: str
     last_at: str
+    produced: bool = Field(default=False, description="registered by this run")
+    promoted_to: list[str] = Field(default_factory=list, description="aliases this run moved to the version")
+    contents: list[RecordFile] | None = Field(default=None, description="its files (bounded; `files` counts all)")
+    origin: Origin | None = None
     uses: list[Use]
 
 
@@ -136,6 +142,9 @@ def load_records(sources: list[str]) -> list[tuple[str, RunRecord]]:
     records = []
     for f in record_files(sources):
         try:
+            if f.stat().st_size > MAX_RECORD_BYTES:
+                raise InvalidInputError(f"run record {str(f)!r} is malformed: {f.stat().st_size} bytes, more "
+                                        f"than the {MAX_RECORD_BYTES} a record may have")
             data = f.read_bytes()
         except OSError as e:
             raise InvalidInputError(f"run record {str(f)!r} cannot be read: {e.strerror}") from None
@@ -155,15 +164,22 @@ def merge(records: list[tuple[str, RunRecord]], sources: list[str]) -> Provenanc
         first = items[0][1]
         uses = [Use(record=n, kind=r.kind, ref=r.ref, selector_kind=r.selector_kind, file=r.file,
                     verified=r.verified, at=r.at, host=r.host, user=r.user, pid=r.pid, cwd=r.cwd,
-                    engine=r.engine, job=r.job, hints=r.hints) for n, r in items]
+                    engine=r.engine, job=r.job, hints=r.hints, alias=r.alias, lock_file=r.lock_file,
+                    actor=r.actor, reason=r.reason) for n, r in items]
         size = next((r.size for _, r in items if r.size is not None), None)
         nfiles = next((r.files for _, r in items if r.files is not None), None)
+        # The longest listing (records of one version and digest list the same files).
+        contents = max((r.contents for _, r in items if r.contents is not None), key=len, default=None)
+        origin = next((r.origin for _, r in items if r.origin is not None), None)
         models.append(ModelUsage(
-            id=first.uri, task=first.task, model=first.model, version=first.version, digest=first.digest,
+            id=first.uri + "/", task=first.task, model=first.model, version=first.version, digest=first.digest,
             uri=first.uri, registry=first.registry, size=size, files=nfiles,
             refs=sorted({r.ref for _, r in items}),
             verified=max((r.verified for _, r in items), key=_STRENGTH.__getitem__),
-            first_at=items[0][1].at, last_at=items[-1][1].at, uses=uses))
+            first_at=items[0][1].at, last_at=items[-1][1].at, uses=uses,
+            produced=any(r.kind == "register" for _, r in items),
+            promoted_to=sorted({r.alias for _, r in items if r.kind == "promote" and r.alias}),
+            contents=contents, origin=origin))
         by_uri.setdefault((first.registry, first.uri), []).append(first.digest)
     # The same omr:// URI from two registries (or with two digests) needs distinct @ids.
     counts: dict[str, int] = {}
@@ -173,13 +189,13 @@ def merge(records: list[tuple[str, RunRecord]], sources: list[str]) -> Provenanc
     for m in models:
         if counts[m.uri] > 1:
             seen[m.uri] = seen.get(m.uri, 0) + 1
-            m.id = f"{m.uri}?digest={m.digest.split(':', 1)[1][:16]}&n={seen[m.uri]}"
+            m.id = f"{m.uri}/?digest={m.digest.split(':', 1)[1][:16]}&n={seen[m.uri]}"
     conflicts = [f"{uri} ({registry}) seen with digests {', '.join(sorted(set(d)))}"
                  for (registry, uri), d in sorted(by_uri.items()) if len(set(d)) > 1]
     times = sorted(r.at for _, r in records)
     jobs = sorted({f"{r.job.scheduler}:{r.job.id}" for _, r in records if r.job})
     return ProvenanceReport(
-        generated_at=datetime.now(timezone.utc).isoformat(), sources=[str(s) for s in sources],
+        generated_at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"), sources=[str(s) for s in sources],
         run=RunSummary(started_at=times[0] if times else None, ended_at=times[-1] if times else None,
                        records=len(records), engines=sorted({r.engine for _, r in records}),
                        hosts=sorted({r.host for _, r in records}), jobs=jobs),
@@ -206,80 +222,11 @@ def _workflow_lang(workflow: str, lang: str | None, engines: list[str]) -> str:
                             f"(snakemake, nextflow, cwl, galaxy, ...)")
 
 
-def build_crate(report: ProvenanceReport, workflow: str | None = None, workflow_lang: str | None = None,
-                name: str | None = None):
-    """The Workflow Run RO-Crate of a report (a `rocrate.rocrate.ROCrate`, not yet written)."""
-    try:
-        from rocrate.model.contextentity import ContextEntity
-        from rocrate.rocrate import ROCrate
-        from rocrate.utils import is_url
-    except ImportError:
-        raise StorageError("the RO-Crate needs the rocrate package: pip install 'omr-workflows[rocrate]'") from None
+def build_crate(report: ProvenanceReport, **options):
+    """The Workflow Run RO-Crate document of a report, and the files it holds (crate.build_crate)."""
+    from .crate import build_crate as build
 
-    crate = ROCrate(version="1.1")
-    crate.metadata.extra_contexts.append(WFRUN_CONTEXT)
-    profiles = [(PROCESS_RUN_CRATE, "Process Run Crate", "0.5")]
-    if workflow:
-        profiles += [(WORKFLOW_RUN_CRATE, "Workflow Run Crate", "0.5"), (WORKFLOW_RO_CRATE, "Workflow RO-Crate", "1.0")]
-    for pid, pname, pversion in profiles:
-        entity = crate.add(ContextEntity(crate, pid, properties={"@type": ["CreativeWork", "Profile"],
-                                                                   "name": pname, "version": pversion}))
-        crate.root_dataset.append_to("conformsTo", entity)
-    run = report.run
-    crate.name = name or "Models used by a workflow run (omr-workflows)"
-    crate.description = (f"{len(report.models)} model version(s) resolved from an omr registry in "
-                         f"{run.records} record(s), engines: {', '.join(run.engines) or '-'}")
-    crate.root_dataset["datePublished"] = report.generated_at
-
-    if workflow:
-        lang = _workflow_lang(workflow, workflow_lang, run.engines)
-        if not is_url(workflow) and not os.path.isfile(workflow):
-            raise InvalidInputError(f"workflow file {workflow!r} does not exist")
-        try:
-            if is_url(workflow):
-                instrument = crate.add_workflow(source=workflow, main=True, lang=lang)
-            else:
-                instrument = crate.add_workflow(source=workflow, dest_path=os.path.basename(workflow), main=True,
-                                                lang=lang)
-        except ValueError as e:  # rocrate: unknown language
-            raise InvalidInputError(f"--workflow-lang {lang!r}: {e}; use snakemake, nextflow, cwl, galaxy, knime, "
-                                    f"compss or autosubmit") from None
-        instrument["name"] = os.path.basename(workflow.rstrip("/"))
-    else:
-        from .cli.main import _version
-
-        instrument = crate.add(ContextEntity(crate, "#omrw", properties={
-            "@type": "SoftwareApplication", "name": "omrw (omr-workflows)", "softwareVersion": _version(),
-            "url": "https://pypi.org/project/omr-workflows/"}))
-
-    files = []
-    for m in report.models:
-        props = {
-            "name": f"{m.task}/{m.model}@{m.version}",
-            "version": m.version,
-            "identifier": m.uri,
-            "sha256": m.digest.split(":", 1)[1],
-            "description": f"package digest {m.digest} in registry {m.registry}; referenced as "
-                           f"{', '.join(m.refs)}; verified: {m.verified}",
-        }
-        if m.size is not None:
-            props["contentSize"] = str(m.size)
-        files.append(crate.add_file(source=m.id, fetch_remote=False, validate_url=False, properties=props))
-
-    hosts = ", ".join(run.hosts)
-    action_props = {
-        "@type": "CreateAction",
-        "name": f"workflow run using {len(report.models)} registry model(s)",
-        "description": f"engines: {', '.join(run.engines) or '-'}; hosts: {hosts or '-'}; "
-                       f"jobs: {', '.join(run.jobs) or '-'}",
-    }
-    if run.started_at:
-        action_props["startTime"] = run.started_at
-    if run.ended_at:
-        action_props["endTime"] = run.ended_at
-    action = crate.add_action(instrument, identifier="#omr-run", object=files, properties=action_props)
-    crate.root_dataset.append_to("mentions", action)
-    return crate
+    return build(report, **options)
 
 
 # ------------------------------------------------------------------ Markdown and HTML
@@ -299,14 +246,21 @@ def _rows(report: ProvenanceReport) -> list[list[str]]:
         engines = sorted({u.engine for u in m.uses})
         jobs = sorted({f"{u.job.scheduler}:{u.job.id}" for u in m.uses if u.job})
         hosts = sorted({u.host for u in m.uses})
-        rows.append([f"{m.task}/{m.model}", m.version, m.digest, m.verified, ", ".join(m.refs), str(len(m.uses)),
+        touches = ", ".join(k for k in ("register", "promote", "lock", "resolve", "verify")
+                            if any(u.kind == k for u in m.uses))
+        if m.promoted_to:
+            touches += f" (promoted to {', '.join(m.promoted_to)})"
+        how = sorted({f"{u.verified} ({u.kind})" for u in m.uses if u.kind in ("resolve", "verify")})
+        by = sorted({u.actor or u.user or "-" for u in m.uses if u.kind in ("register", "promote")})
+        rows.append([f"{m.task}/{m.model}", m.version, m.digest, ("produced; " if m.produced else "") + touches,
+                     ", ".join(how) or m.verified, ", ".join(by) or "-", ", ".join(m.refs), str(len(m.uses)),
                      m.first_at, m.last_at, ", ".join(engines), ", ".join(jobs) or "-", ", ".join(hosts),
                      m.registry])
     return rows
 
 
-HEADER = ["model", "version", "digest", "verified", "refs", "uses", "first used", "last used", "engine", "jobs",
-          "hosts", "registry"]
+HEADER = ["model", "version", "digest", "touched", "verified how", "registered/promoted by", "refs", "uses",
+          "first used", "last used", "engine", "jobs", "hosts", "registry"]
 
 
 def render_markdown(report: ProvenanceReport) -> str:
@@ -359,24 +313,27 @@ def render_html(report: ProvenanceReport) -> str:
 
 # ------------------------------------------------------------------ collect
 def collect(sources: list[str], out_dir: str, workflow: str | None = None, workflow_lang: str | None = None,
-            name: str | None = None, allow_empty: bool = False) -> ProvenanceReport:
-    """Merge the records of `sources` and write the four renderings into `out_dir`.
+            name: str | None = None, allow_empty: bool = False, **crate_options) -> ProvenanceReport:
+    """Merge the records of `sources` and write the renderings into `out_dir`.
 
-    Nothing is written unless every record is valid and every rendering was built.
-    Raises InvalidInputError (malformed record, no records, bad workflow), StorageError.
+    `crate_options` go to crate.build_crate (license, author, publisher, workflow_url,
+    workflow_version, wfrun_context). Nothing is written unless every record is valid and
+    every rendering was built. Raises InvalidInputError (malformed record, no records, bad
+    workflow), StorageError.
     """
-    if not sources:
-        raise InvalidInputError("give at least one run record folder")
-    records = load_records(sources)
-    if not records and not allow_empty:
-        raise InvalidInputError(f"no run records in {', '.join(repr(s) for s in sources)}; was $OMR_RUN_DIR set "
-                                f"for the jobs? (use --allow-empty for a run that resolved no model)")
-    report = merge(records, sources)
-    crate = build_crate(report, workflow=workflow, workflow_lang=workflow_lang, name=name)
+    import json
+
+    from .crate import README
+
+    report = _report(sources, allow_empty)
+    doc, crate_files = build_crate(report, workflow=workflow, workflow_lang=workflow_lang, name=name,
+                                   **crate_options)
     texts = {
         REPORT_JSON: report.model_dump_json(by_alias=True, indent=2) + "\n",
         REPORT_MD: render_markdown(report),
         REPORT_HTML: render_html(report),
+        CRATE_JSON: json.dumps(doc, indent=2, ensure_ascii=False) + "\n",
+        README: render_markdown(report),
     }
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -389,7 +346,8 @@ def collect(sources: list[str], out_dir: str, workflow: str | None = None, workf
     try:
         stage = Path(tempfile.mkdtemp(prefix=".omr-collect-", dir=anchor))
         try:
-            crate.write(stage)
+            for fname, src in crate_files.items():
+                shutil.copyfile(src, stage / fname)
             for fname, text in texts.items():
                 (stage / fname).write_text(text, encoding="utf-8")
             out.mkdir(parents=True, exist_ok=True)
@@ -399,4 +357,31 @@ def collect(sources: list[str], out_dir: str, workflow: str | None = None, workf
             shutil.rmtree(stage, ignore_errors=True)
     except OSError as e:
         raise StorageError(f"cannot write the provenance report into {out_dir!r}: {e.strerror or e}") from None
+    return report
+
+
+def _report(sources: list[str], allow_empty: bool = False) -> ProvenanceReport:
+    if not sources:
+        raise InvalidInputError("give at least one run record folder")
+    records = load_records(sources)
+    if not records and not allow_empty:
+        raise InvalidInputError(f"no run records in {', '.join(repr(s) for s in sources)}; was $OMR_RUN_DIR set "
+                                f"for the jobs? (use --allow-empty for a run that resolved no model)")
+    return merge(records, sources)
+
+
+def merge_into_crate(crate_dir: str, sources: list[str], allow_empty: bool = False,
+                     **options) -> ProvenanceReport:
+    """Add the records' model entities and actions to the crate in `crate_dir` (nf-prov's,
+    a Snakemake run crate); only its ro-crate-metadata.json is rewritten (atomically).
+
+    `options`: license, author, publisher (used only where the crate has none). Raises
+    InvalidInputError (bad crate, malformed record), StorageError.
+    """
+    from .crate import merge_into, read_crate, write_json_atomic
+
+    doc = read_crate(crate_dir)
+    report = _report(sources, allow_empty)
+    merged = merge_into(doc, report, **options)
+    write_json_atomic(Path(crate_dir) / CRATE_JSON, merged)
     return report

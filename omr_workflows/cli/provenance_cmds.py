@@ -1,4 +1,4 @@
-"""Subcommands for pinning and provenance: lock, diff, provenance collect."""
+"""Subcommands for pinning and provenance: lock, diff, provenance collect, provenance merge-into."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ def add_parsers(sub, common) -> None:
     p.add_argument("--from", dest="from_file", metavar="FILE",
                    help="read references from FILE, one per line (# comments allowed)")
     p.add_argument("--check", metavar="FILE", help="report which pins of FILE are behind their alias")
+    p.add_argument("--provenance-dir", metavar="DIR", help="append a run provenance record per pin ($OMR_RUN_DIR)")
     p.set_defaults(func=cmd_lock)
 
     p = sub.add_parser("diff", parents=[common], help="what changed between two versions")
@@ -45,7 +46,35 @@ def add_parsers(sub, common) -> None:
     c.add_argument("--workflow-lang", metavar="LANG", help="snakemake, nextflow, cwl, ... (default: guessed)")
     c.add_argument("--name", help="name of the crate")
     c.add_argument("--allow-empty", action="store_true", help="write a report even if there are no records")
+    c.add_argument("--workflow-url", metavar="URL", help="where the workflow lives (default: its git remote)")
+    c.add_argument("--workflow-version", metavar="VERSION",
+                   help="the workflow's version (default: its git commit, else sha256 of the file)")
+    c.add_argument("--wfrun-context", choices=["inline", "url"], default="inline",
+                   help="define the workflow-run terms inline (default; expands the same, no fetch needed) "
+                        "or reference https://w3id.org/ro/terms/workflow-run/context")
+    _crate_options(c)
     c.set_defaults(func=cmd_collect)
+
+    m = psub.add_parser("merge-into", parents=[common], help="add the run's models to an engine's RO-Crate",
+                        description="Add the model versions and actions of the run records to an existing "
+                                    "Workflow Run RO-Crate (nf-prov's, a Snakemake run crate) in CRATE_DIR. No "
+                                    "entity of the crate is removed or changed; the root dataset and the run's "
+                                    "CreateAction gain references. Only ro-crate-metadata.json is rewritten.")
+    m.add_argument("crate_dir", metavar="CRATE_DIR", help="folder holding ro-crate-metadata.json")
+    m.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="folder of run records (or record files)")
+    m.add_argument("--allow-empty", action="store_true", help="succeed (changing nothing) if there are no records")
+    _crate_options(m)
+    m.set_defaults(func=cmd_merge_into)
+
+
+def _crate_options(p) -> None:
+    p.add_argument("--license", metavar="URL|TEXT",
+                   help="license of the crate's metadata ($OMR_CRATE_LICENSE; default "
+                        "https://spdx.org/licenses/CC0-1.0)")
+    p.add_argument("--author", metavar="ORCID|URL|NAME",
+                   help="who the crate is by, also the action's agent ($OMR_CRATE_AUTHOR; default user@host)")
+    p.add_argument("--publisher", metavar="ROR|URL|NAME",
+                   help="organization publishing the crate ($OMR_CRATE_PUBLISHER; default none)")
 
 
 def _registry_for_check(args, lock):
@@ -100,10 +129,26 @@ def cmd_lock(args) -> int:
     reg = registry(args)
     lock = lockfile.make_lock(reg, refs)
     lockfile.write_lock(lock, args.output)
+    _record_lock(args, reg, lock)
     emit(args, lock.model_dump(mode="json", by_alias=True),
          lambda: "\n".join([f"locked {len(lock.entries)} ref(s) -> {args.output}"]
                            + [f"  {e.ref} = {e.version} {e.digest}" for e in lock.entries]))
     return 0
+
+
+def _record_lock(args, reg, lock) -> None:
+    """One run record per pinned version (a deployment workflow's report lists what it pinned)."""
+    from ..constants import ENV_RUN_DIR
+
+    run_dir = getattr(args, "provenance_dir", None) or os.environ.get(ENV_RUN_DIR, "").strip()
+    if not run_dir:
+        return
+    from ..runrecord import append_record, files_of
+
+    for e in lock.entries:
+        view = reg.version(e.task, e.model, e.version)
+        append_record(run_dir, "lock", {**e.model_dump(), "registry": reg.url}, "none", files=files_of(view),
+                      lock_file=os.path.abspath(args.output))
 
 
 def cmd_diff(args) -> int:
@@ -119,13 +164,30 @@ def cmd_collect(args) -> int:
     from ..provenance import collect
 
     report = collect(args.run_dirs, args.output, workflow=args.workflow, workflow_lang=args.workflow_lang,
-                     name=args.name, allow_empty=args.allow_empty)
+                     name=args.name, allow_empty=args.allow_empty, license=args.license, author=args.author,
+                     publisher=args.publisher, workflow_url=args.workflow_url,
+                     workflow_version=args.workflow_version, wfrun_context=args.wfrun_context)
     emit(args, {"output": args.output, "records": report.run.records, "models": len(report.models),
                 "conflicts": report.conflicts,
                 "files": [os.path.join(args.output, n) for n in ("omr_provenance.json", "ro-crate-metadata.json",
-                                                                  "omr_provenance.md", "omr_provenance.html")]},
+                                                                  "omr_provenance.md", "omr_provenance.html",
+                                                                  "README.md")]},
          lambda: f"{report.run.records} record(s), {len(report.models)} model version(s) -> {args.output}")
     if report.conflicts:
         # The report is written (it is the evidence), but a version that changed during a run fails it.
+        raise IntegrityError(f"run used a version with two different digests: {'; '.join(report.conflicts)}")
+    return 0
+
+
+def cmd_merge_into(args) -> int:
+    from ..provenance import merge_into_crate
+
+    report = merge_into_crate(args.crate_dir, args.run_dirs, allow_empty=args.allow_empty, license=args.license,
+                              author=args.author, publisher=args.publisher)
+    emit(args, {"crate": args.crate_dir, "records": report.run.records, "models": len(report.models),
+                "conflicts": report.conflicts},
+         lambda: f"{report.run.records} record(s), {len(report.models)} model version(s) merged into "
+                 f"{args.crate_dir}")
+    if report.conflicts:
         raise IntegrityError(f"run used a version with two different digests: {'; '.join(report.conflicts)}")
     return 0

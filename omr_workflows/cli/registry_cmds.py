@@ -6,6 +6,7 @@ from __future__ import annotations
 from ..errors import IntegrityError, InvalidInputError
 from .common import (emit, parse_duration, parse_kv, read_json_file, read_params_file, record_provenance, registry,
                      safe_text)
+from ..runrecord import record_touch
 
 
 def add_parsers(sub, common) -> None:
@@ -96,9 +97,15 @@ def cmd_register(args) -> int:
                                          code_paths=args.code or [], data_paths=args.data or [],
                                          params_file=args.params, creator=args.actor)
     params.update(parse_kv(args.param))
-    res = registry(args).register(task, model, args.version, args.artifacts, metadata=metadata, params=params,
-                                  aliases=args.alias, set_latest=not args.no_latest, actor=args.actor,
-                                  reason=args.reason, provenance=provenance)
+    reg = registry(args)
+    if provenance:
+        capture.resolve_registry_datasets(provenance, lambda ref: reg.resolve(ref, materialize=False))
+    res = reg.register(task, model, args.version, args.artifacts, metadata=metadata, params=params,
+                       aliases=args.alias, set_latest=not args.no_latest, actor=args.actor,
+                       reason=args.reason, provenance=provenance)
+    record_touch(args, reg, "register", res.task, res.model_name, res.version, res.uri[len("omr://"):],
+                 actor=args.actor,
+                 reason=args.reason)
     emit(args, res, lambda: f"registered {res.uri} {res.digest} ({res.files} files, {res.bytes} bytes)")
     return 0
 
@@ -122,8 +129,11 @@ def cmd_resolve(args) -> int:
 
 
 def cmd_promote(args) -> int:
-    ev = registry(args).promote(args.ref, args.to, reason=args.reason, actor=args.actor,
-                                rollback=args.rollback, demote_to=args.demote_to)
+    reg = registry(args)
+    ev = reg.promote(args.ref, args.to, reason=args.reason, actor=args.actor,
+                     rollback=args.rollback, demote_to=args.demote_to)
+    record_touch(args, reg, "promote", ev.task, ev.model_name, ev.version, args.ref, alias=args.to,
+                 actor=ev.actor, reason=args.reason)
 
     def human() -> str:
         text = f"{ev.task}/{ev.model_name}@{ev.version} -> {args.to} (event {ev.seq})"

@@ -40,6 +40,8 @@ def _repo(path: Path, text: str) -> str:
 def test_register_captures_provenance_outside_the_package_digest(local_registry, tmp_path):
     """Same bytes, two environments (container image), two code commits: one package digest."""
     pkg = make_artifacts(tmp_path / "pkg")
+    data_reg = run_omrw("register", "data/pbmc", "--version", "d7", "--artifacts", str(make_artifacts(tmp_path / "d")),
+                        "--no-provenance", "--alias", "production", "--json", registry=local_registry, check=True).json
     commit_a = _repo(tmp_path / "code_a", "lr = 0.1\n")
     commit_b = _repo(tmp_path / "code_b", "lr = 0.2\n")
     params = tmp_path / "params.yaml"
@@ -66,6 +68,9 @@ def test_register_captures_provenance_outside_the_package_digest(local_registry,
     assert p1["environment"]["digest"] != p2["environment"]["digest"]
     assert [d["kind"] for d in p1["datasets"]] == ["uri", "registry"]
     assert p1["datasets"][0]["digest"] == f"sha256:{HEX}"
+    # A registry dataset is pinned at register to the exact version and package digest it meant.
+    assert p1["datasets"][1]["ref"] == "omr://data/pbmc@production"
+    assert (p1["datasets"][1]["uri"], p1["datasets"][1]["digest"]) == ("omr://data/pbmc@d7", data_reg["digest"])
     assert [(d["kind"], d["shape"]) for d in p1["dependencies"]["items"]] == [("code", "tree"), ("data", "file")]
     assert p1["dependencies"]["digest"].startswith("sha256:") and "dependencies" not in p2
     assert p1["creator"] and p1["captured_at"]
@@ -208,10 +213,16 @@ def _check_crate_common(out: Path, report: ProvenanceReport) -> tuple[dict, dict
     assert sorted(_ids(action["object"])) == sorted(m.id for m in report.models)
     assert action["@id"] in _ids(root["mentions"])
     for m in report.models:
-        f = ents[m.id]
-        assert f["@type"] == "File" and m.id in _ids(root["hasPart"])
-        assert f["identifier"] == f"omr://{m.task}/{m.model}@{m.version}" and f["version"] == m.version
-        assert f["sha256"] == m.digest.split(":", 1)[1] and int(f["contentSize"]) == m.size > 0
+        ds = ents[m.id]
+        assert ds["@type"] == "Dataset" and m.id in _ids(root["hasPart"])
+        assert ds["version"] == m.version and "sha256" not in ds
+        ident = ds["identifier"]
+        assert f"omr://{m.task}/{m.model}@{m.version}" in ident
+        (pv,) = [ents[i["@id"]] for i in ident if isinstance(i, dict)]
+        assert pv["@type"] == "PropertyValue" and pv["value"] == m.digest
+        parts = [ents[i] for i in _ids(ds["hasPart"])]
+        assert len(parts) == m.files and sum(int(f["contentSize"]) for f in parts) == m.size > 0
+        assert all(f["@type"] == "File" and len(f["sha256"]) == 64 and f["encodingFormat"] for f in parts)
         entity = crate.dereference(m.id)
         assert entity is not None and entity["version"] == m.version
     # runcrate's offline reader walks the actions: it must find ours with its inputs.
@@ -230,15 +241,17 @@ def test_ro_crate_for_a_run_validates(reg2, tmp_path):
         run_omrw("resolve", ref, "--verify", "strict", registry=reg2, check=True, env={"OMR_RUN_DIR": str(run_dir)})
     out = tmp_path / "out"
     run_omrw("provenance", "collect", str(run_dir), "-o", str(out), check=True)
-    assert sorted(p.name for p in out.iterdir()) == ["omr_provenance.html", "omr_provenance.json",
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "omr_provenance.html", "omr_provenance.json",
                                                       "omr_provenance.md", "ro-crate-metadata.json"]
     report = ProvenanceReport.model_validate_json((out / "omr_provenance.json").read_text())
     ents, action = _check_crate_common(out, report)
     # No workflow named: a Process Run Crate whose instrument is omrw.
     assert ents[_ids(action["instrument"])[0]]["@type"] == "SoftwareApplication"
     assert "mainEntity" not in ents["./"]
+    # The workflow-run terms are defined inline, with the IRIs the published context gives them.
     context = json.loads((out / "ro-crate-metadata.json").read_text())["@context"]
-    assert "https://w3id.org/ro/terms/workflow-run/context" in context
+    assert context == ["https://w3id.org/ro/crate/1.1/context",
+                       {"sha256": "https://w3id.org/ro/terms/workflow-run#sha256"}]
 
 
 def test_ro_crate_with_the_workflow_is_a_workflow_run_crate(reg2, tmp_path):
@@ -345,7 +358,7 @@ def test_reports_escape_every_value(tmp_path):
     assert page.startswith("<!DOCTYPE html>") and "http" not in page.split("<body>")[0]  # self-contained head
     md = (out / "omr_provenance.md").read_text()
     row = [ln for ln in md.splitlines() if ln.startswith("| cls/m")][0]
-    assert row.count(" | ") == 11  # the '|' inside a value is escaped and does not add a column
+    assert row.count(" | ") == 13  # the '|' inside a value is escaped and does not add a column
     assert "<script" not in md and "\\[x\\]" in md
 
 
