@@ -182,10 +182,14 @@ def model_entities(report) -> tuple[list[dict], dict[str, list[str]]]:
             if o.git_commit:
                 code_id = f"{o.git_remote}#{o.git_commit}" if o.git_remote and o.git_remote.startswith(_SCHEMES) \
                     else f"#training-code-{o.git_commit}"
-                code = {"@id": code_id, "@type": "SoftwareSourceCode", "name": "training code",
-                        "version": o.git_commit}
+                web = bool(o.git_remote and o.git_remote.startswith(("http://", "https://")))
+                # A SoftwareSourceCode should have a url: without a web remote it is a plain CreativeWork.
+                code = {"@id": code_id, "@type": "SoftwareSourceCode" if web else "CreativeWork",
+                        "name": "training code", "version": o.git_commit}
                 if o.git_remote:
                     code["codeRepository"] = o.git_remote
+                if web:
+                    code["url"] = o.git_remote
                 if o.git_dirty:
                     code["description"] = "working tree had uncommitted changes at registration"
                 entities.append(code)

@@ -97,6 +97,16 @@ class StorageProviderSettings(StorageProviderSettingsBase):
             "required": False,
         },
     )
+    run_dir: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Folder for run provenance records (`omrw provenance collect`): one per file "
+            "retrieved, so a model read only through storage.omr(...) is in the run report. "
+            "Default: $OMR_RUN_DIR; neither set: no records.",
+            "env_var": False,
+            "required": False,
+        },
+    )
 
 
 def _to_epoch(text: Optional[str]) -> Optional[float]:
@@ -300,6 +310,25 @@ class StorageProvider(StorageProviderBase):
                 copy = self._copies[key] = materialize(self.registry.storage, view, self.verify_mode).path
             return copy
 
+    def record(self, entry, mode: str) -> None:
+        """A run provenance record for one retrieved file (runrecord.py), when a run folder is set.
+
+        Written after the file was checked and put in place: a record says what a job got.
+        """
+        run_dir = (getattr(self.settings, "run_dir", None) if self.settings else None) \
+            or os.environ.get("OMR_RUN_DIR", "").strip()
+        if not run_dir:
+            return
+        from omr_workflows.runrecord import append_record, files_of
+
+        res = entry.result
+        with self._lock:
+            self._version(res)
+            view = self._versions[(res.task, res.model, res.version)][3]
+        result = {**res.model_dump(), "file": entry.path, "path": None}
+        append_record(run_dir, "resolve", result, mode, files=files_of(view), engine="snakemake",
+                      hints={"omr_storage_query": f"{res.ref}#{entry.path}"})
+
     def _alias_file_mtime(self, res) -> float:
         from omr_workflows import layout
 
@@ -434,6 +463,7 @@ class StorageObject(StorageObjectRead):
         # when the alias moves (storage mtime grows), not on every run.
         if entry.mtime is not None:
             os.utime(target, (entry.mtime, entry.mtime))
+        self.provider.record(entry, mode)
 
 
 __all__ = ["StorageProvider", "StorageObject", "StorageProviderSettings"]

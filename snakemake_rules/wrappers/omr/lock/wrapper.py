@@ -30,7 +30,7 @@ def body(sm):
     if refs_file:
         args += ["--from", refs_file]
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    run_omrw(sm, args + extra_args(sm))
+    run_omrw(sm, args + extra_args(sm), records=True)
     if not os.path.isfile(out):
         raise WrapperError(f"{sm.rule}: omrw lock wrote no lock file at {out!r}")
 

@@ -33,7 +33,7 @@ def body(sm):
     if param(sm, "rollback", False):
         args.append("--rollback")
     args += extra_args(sm)
-    _code, data = run_omrw(sm, args)
+    _code, data = run_omrw(sm, args, records=True)
     write_json(out, data)
 
 

@@ -42,7 +42,7 @@ def body(sm):
     if param(sm, "no_latest", False):
         args.append("--no-latest")
     args += extra_args(sm)
-    _code, data = run_omrw(sm, args)
+    _code, data = run_omrw(sm, args, records=True)
     write_json(out, data)
 
 
