@@ -42,10 +42,10 @@ PLACEHOLDER = "omrplaceholder"
 WHEN = "task.ext.when == null || task.ext.when"
 # The sink of the topic consumes it; producing into it too would wait on itself forever.
 PROVENANCE_SINKS = {"OMR_PROVENANCECOLLECT"}
-# Their omrw commands write no run record (records exist for resolve and verify only), and
-# `omrw provenance collect` refuses any other JSON in its input folder, so they have nothing
-# to put on the topic. Reported to the lead as a gap in the CLI contract.
-NO_RUN_RECORD = {"OMR_REGISTER", "OMR_PROMOTE", "OMR_LOCK", "OMR_VERIFYPLAN"}
+# Its omrw command writes no run record (planning touches no version's bytes), and `omrw
+# provenance collect` refuses any other JSON in its input folder, so it has nothing to put on
+# the topic. register, promote and lock write records ($OMR_RUN_DIR) since issue 11.
+NO_RUN_RECORD = {"OMR_VERIFYPLAN"}
 
 
 @dataclass(frozen=True)

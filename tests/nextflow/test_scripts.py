@@ -100,7 +100,9 @@ def test_register_stages_artifacts_and_publishes(run_task, toy_registry, tmp_pat
     doc = read_json(r.outputs["json"][1])
     res = Registry(toy_registry).resolve(f"{MODEL}@staging")
     assert (doc["version"], doc["digest"]) == ("v3", res.digest)
-    assert "omr_provenance" not in r.topics
+    (record,) = r.topics["omr_provenance"]                  # the version it produced, for the run report
+    rec = read_json(record)
+    assert (rec["kind"], rec["version"], rec["digest"], rec["engine"]) == ("register", "v3", res.digest, "nextflow")
 
 
 def test_register_existing_version_fails_with_conflict(run_task, toy_registry):
@@ -197,9 +199,8 @@ def test_provenance_collect(run_task, toy_registry):
     html = r.outputs["html"][1].read_text()
     assert "celltype" in html and "v2" in html
     crate = read_json(r.outputs["crate"][1])
-    files = [e for e in crate["@graph"] if "File" in (e["@type"] if isinstance(e["@type"], list) else [e["@type"]])
-             and e.get("version") in ("v1", "v2")]
-    assert {f["version"] for f in files} == {"v1", "v2"}
+    versions = [e for e in crate["@graph"] if e["@type"] == "Dataset" and e.get("version") in ("v1", "v2")]
+    assert {v["version"] for v in versions} == {"v1", "v2"}
     assert "omr_provenance" not in r.topics            # the sink emits nothing on its own topic
 
 

@@ -10,6 +10,7 @@ process OMR_LOCK {
     output:
     tuple val(meta), path("${prefix}.omr.lock.json"), emit: lock
     tuple val(meta), path("${prefix}.lock-result.json"), emit: json
+    path "omr_provenance/*.json", topic: omr_provenance, emit: provenance
     tuple val("${task.process}"), val('omrw'), eval('omrw --version | sed "s/omrw //"'), topic: versions, emit: versions_omrw
 
     when:
@@ -19,7 +20,7 @@ process OMR_LOCK {
     def args = task.ext.args ?: ''
     prefix = task.ext.prefix ?: "${meta.id}"
     """
-    export OMR_ENGINE=nextflow
+    export OMR_ENGINE=nextflow OMR_RUN_DIR=omr_provenance NXF_TASK_NAME="${task.process} (${meta.id})"
     omrw lock \\
         ${refs.join(' ')} \\
         -o ${prefix}.omr.lock.json \\
@@ -33,5 +34,7 @@ process OMR_LOCK {
     """
     echo '{"stub": true, "models": []}' > ${prefix}.omr.lock.json
     echo '{"stub": true}' > ${prefix}.lock-result.json
+    mkdir -p omr_provenance
+    echo '{"kind": "lock", "stub": true}' > omr_provenance/stub-lock-${prefix}.json
     """
 }

@@ -9,6 +9,7 @@ process OMR_PROMOTE {
 
     output:
     tuple val(meta), path("${prefix}.promote.json"), emit: json
+    path "omr_provenance/*.json", topic: omr_provenance, emit: provenance
     tuple val("${task.process}"), val('omrw'), eval('omrw --version | sed "s/omrw //"'), topic: versions, emit: versions_omrw
 
     when:
@@ -18,7 +19,7 @@ process OMR_PROMOTE {
     def args = task.ext.args ?: ''
     prefix = task.ext.prefix ?: "${meta.id}"
     """
-    export OMR_ENGINE=nextflow
+    export OMR_ENGINE=nextflow OMR_RUN_DIR=omr_provenance NXF_TASK_NAME="${task.process} (${meta.id})"
     omrw promote \\
         '${ref}' \\
         --to '${alias}' \\
@@ -31,5 +32,7 @@ process OMR_PROMOTE {
     prefix = task.ext.prefix ?: "${meta.id}"
     """
     echo '{"kind": "promote", "alias": "${alias}", "ref": "${ref}", "stub": true}' > ${prefix}.promote.json
+    mkdir -p omr_provenance
+    echo '{"kind": "promote", "stub": true}' > omr_provenance/stub-promote-${prefix}.json
     """
 }
