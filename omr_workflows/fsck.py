@@ -276,6 +276,7 @@ def model_problems(reg, task: str, model: str) -> tuple[list[str], list[str]]:
     if not chain:
         problems += derived_problems(storage, mkey, events)
     anchors = anchors_of(events)
+    tail_seq = events[-1][0].seq if events else 0
     on_storage = set()
     for name in storage.listdir(layout.versions_key(task, model)):
         vkey = f"{layout.versions_key(task, model)}/{name}"
@@ -285,15 +286,17 @@ def model_problems(reg, task: str, model: str) -> tuple[list[str], list[str]]:
             problems.append(f"{vkey}: not a valid version name (not written by omrw)")
             continue
         kind = _kind(storage, vkey)
-        if storage.is_local and kind != "dir":
+        if kind != "dir":
             problems.append(f"{vkey}: is a {kind}, not a version folder (stray or planted)")
             continue
         on_storage.add(name)
         ref = f"{task}/{model}@{name}"
         try:
-            v = reg.version(task, model, name, require_anchor=False, tail_seq=10**10, anchors=anchors)
+            v = reg.version(task, model, name, require_anchor=False, tail_seq=tail_seq, anchors=anchors)
         except NotFoundError:
             on_storage.discard(name)
+            if not storage.is_local:
+                problems += _remote_strays(storage, mkey, vkey, name)
             continue
         except OmrError as e:
             problems.append(f"{ref}: {str(e).splitlines()[0]}")
@@ -344,3 +347,20 @@ def repair_registry(reg, task: str | None = None, model: str | None = None) -> d
             refused.append(str(e))
     after = audit_registry(reg, task, model)
     return after | {"repaired": repaired, "refused": refused}
+
+
+def _remote_strays(storage, mkey: str, vkey: str, version: str) -> list[str]:
+    """Objects under `versions/<v>/` of an object store without a commit object.
+
+    An upload area `.omr-data/<token>` whose attempt holds a lease is an in-progress register or
+    debris for gc; anything else was put there by hand.
+    """
+    out = []
+    for name in storage.listdir(vkey):
+        if name != ".omr-data":
+            out.append(f"{vkey}/{name}: object without a commit object ({MANIFEST_NAME}) (planted or stray)")
+            continue
+        for token in storage.listdir(f"{vkey}/{name}"):
+            if not (layout.is_token(token) and storage.exists(layout.lease_key(mkey, version, token))):
+                out.append(f"{vkey}/{name}/{token}: upload area of no known attempt (planted or stray)")
+    return out

@@ -121,7 +121,12 @@ class RemoteStorage(Storage):
 
         self.url = url.rstrip("/")
         if fs is None:
-            fs, path = fsspec.core.url_to_fs(self.url)
+            # No listings cache: the log is shared with other processes, and a cached listing would
+            # show a head whose event "is missing" (or hide a new one) to a long-lived reader.
+            try:
+                fs, path = fsspec.core.url_to_fs(self.url, use_listings_cache=False)
+            except TypeError:
+                fs, path = fsspec.core.url_to_fs(self.url)
         else:
             path = fs._strip_protocol(self.url)
         self.fs = fs

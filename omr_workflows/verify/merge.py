@@ -137,6 +137,11 @@ def merge_reports(named: Sequence[tuple[str, ShardReport]], now: str | None = No
             info = VersionInfo(**v.model_dump(include=set(VersionInfo.model_fields)))
             if infos.setdefault(info.ref, info) != info:
                 problems.append(f"{src}: version {info.ref} differs from the same version in another report")
+    for src, r in named:
+        for u in r.units:
+            bad = _unit_name_problem(u, infos)
+            if bad:
+                problems.append(f"{src}: unit {u.id!r} {bad} (report edited)")
     if not problems:
         if len(seen) != header.units:
             problems.append(f"reports cover {len(seen)} units, the plan has {header.units}")
@@ -156,3 +161,26 @@ def merge_reports(named: Sequence[tuple[str, ShardReport]], now: str | None = No
         versions=versions, failures=failures_of(units), units=units,
     )
     return merged.sealed()
+
+
+def _unit_name_problem(u, infos: dict) -> str | None:
+    """Names in a unit go through the one name rule, and the unit must belong to a planned version."""
+    from .. import layout
+    from ..errors import OmrError
+    from ..names import check_relpath
+    from ..refs import parse_ref
+
+    try:
+        ref = parse_ref(u.version)
+        if ref.file or ref.selector_is_digest:
+            return f"names version {u.version!r}, not TASK/MODEL@VERSION"
+        vkey = layout.version_key(ref.task, ref.model, ref.selector)
+        check_relpath(u.path, "unit path")
+        check_relpath(u.key, "unit key")
+    except OmrError as e:
+        return f"has an unsafe name ({e})"
+    if u.version not in infos:
+        return f"names version {u.version!r}, which the reports' versions do not list"
+    if not u.key.startswith(vkey + "/"):
+        return f"reads {u.key!r}, outside its version {u.version}"
+    return None

@@ -143,6 +143,10 @@ def _version_units(v: VersionInput, mode: str, target: int) -> list[dict]:
                       error=v.error or "the version has neither an omr manifest nor a sha256sums.txt")]
     if v.manifest is None:
         units = _legacy_units(v)
+        if not [p for p in v.legacy_sums if p != SHA256SUMS_NAME]:
+            # Checking zero files is a failure (no silent pass), whatever the trust.
+            units.append(_unit(ref, "error", "(files)", f"{v.key}/{SHA256SUMS_NAME}", "none", 0, [],
+                               error=f"{SHA256SUMS_NAME} lists no file: nothing of this version can be verified"))
         if mode == "strict" and v.strict_error:
             units.append(_unit(ref, "error", "(anchor)", f"{v.key}/{SHA256SUMS_NAME}", "none", 0, [],
                                error=v.strict_error))

@@ -256,12 +256,6 @@ def test_promote_killed_at_each_step(any_registry, tmp_path, step):
         _reg(any_registry).verify_version("cls", "crash", v, "strict")
 
 
-AUDIT_BUG = ("product bug: `omrw audit` reports the register event of the newest version as edited whenever it is "
-             "the tail of the log (fsck passes tail_seq=10**10 to Registry.version, whose successor check then "
-             "reads the missing event seq+1)")
-
-
-@pytest.mark.xfail(strict=True, reason=AUDIT_BUG)
 def test_audit_ok_right_after_register(local_registry, tmp_path):
     run_omrw("register", MODEL, "--version", "v1", "--artifacts", str(make_artifacts(tmp_path / "a")),
              "--no-provenance", registry=local_registry, check=True)
@@ -270,7 +264,6 @@ def test_audit_ok_right_after_register(local_registry, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=AUDIT_BUG)
 @BOTH
 @pytest.mark.parametrize("step", ["after-event", "after-head"])
 def test_register_killed_after_its_event(any_registry, tmp_path, step):

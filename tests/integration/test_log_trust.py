@@ -132,9 +132,6 @@ def test_hand_dropped_folder_is_legacy_and_unanchored(local_registry, pkgs):
     assert any(f"{MODEL}@hand" in n for n in p.json["notes"] + p.json["problems"]), p.json
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: verify --mode strict --trust-legacy passes a legacy folder whose "
-                   "empty sha256sums.txt covers none of its files (0 B checked, files not in the sums never "
-                   "reported) - DESIGN 2.6 'checking zero files is a failure'")
 def test_empty_sums_folder_fails_even_with_trust_legacy(local_registry, pkgs):
     """An empty sha256sums.txt covers no file: legacy trust must not turn that into a pass."""
     url = local_registry
@@ -148,9 +145,6 @@ def test_empty_sums_folder_fails_even_with_trust_legacy(local_registry, pkgs):
         assert "hand" in p.stderr, (args, p.stderr)
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: `omrw adopt` accepts a hand-dropped folder whose empty "
-                   "sha256sums.txt covers none of its files; once promoted, its files can be changed at will and "
-                   "`resolve @production --verify strict` and `audit` still pass")
 def test_adopt_of_empty_sums_folder_is_refused(local_registry, pkgs):
     url = local_registry
     _register(url, "v1", pkgs["a"])

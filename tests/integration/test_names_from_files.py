@@ -146,13 +146,7 @@ def report(reg1, tmp_path) -> tuple[str, Path, dict]:
     return reg1, path, json.loads(path.read_text())
 
 
-_RESEALED_BUG = pytest.mark.xfail(strict=True, reason=(
-    "product bug: verify-merge accepts (exit 0) a consistently resealed shard report whose unit key/path/version "
-    "names a path outside the root or an invalid version; report names are not put through the name rule "
-    "(omr_workflows/verify/report.py Unit, verify/merge.py merge_reports)"))
-
-
-@pytest.mark.parametrize("sealed", [False, pytest.param(True, marks=_RESEALED_BUG)])
+@pytest.mark.parametrize("sealed", [False, True])
 @pytest.mark.parametrize("field", ["key", "path", "version"])
 def test_shard_report_with_hostile_unit(report, tmp_path, field, sealed):
     url, path, rep = report
@@ -307,9 +301,6 @@ def test_stray_file_in_versions(local_registry, pkg):
     _stray_file_in_versions(local_registry, pkg)
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: on S3 `omrw audit` does not name a stray object under versions/ "
-                   "(fsck.model_problems skips non-folders on object stores and drops entries Registry.version "
-                   "reports as not found)")
 def test_stray_object_in_versions_s3(s3_registry, pkg):
     _register(s3_registry, "v1", pkg)
     _stray_file_in_versions(s3_registry, pkg)
