@@ -42,19 +42,6 @@ def _short_lease(monkeypatch):
     monkeypatch.setenv("OMR_LEASE_TTL", str(TTL))
 
 
-def _reg(url: str) -> Registry:
-    """A Registry that sees what other processes wrote since this one last looked.
-
-    Product bug (reported with issue 9): on S3 the process-wide s3fs listing cache goes stale
-    when another process appends an event, and a Registry then reports "head.json names audit
-    event N, which is missing (deleted)". These tests are about crashes and races, not that
-    bug, so every in-process look starts from a fresh listing.
-    """
-    reg = Registry(url)
-    getattr(reg.storage, "invalidate", lambda: None)()
-    return reg
-
-
 def _big_artifacts(root: Path, size: int = 4 << 20) -> Path:
     # Large enough that a kill after a random delay lands inside the copy most of the time.
     return make_artifacts(root, files={f"shard{i}.bin": os.urandom(size) for i in range(6)} |
@@ -73,7 +60,7 @@ def _wait_past_lease(killed_at: float) -> None:
 
 
 def _listed(registry: str, version: str = "v1") -> bool:
-    reg = _reg(registry)
+    reg = Registry(registry)
     in_versions = version in reg.versions("cls", "crash")
     in_list = any(r["version"] == version for r in reg.list())
     assert in_versions == in_list, f"versions() and list() disagree about {version}"
@@ -86,7 +73,7 @@ def _state(registry: str) -> str:
     listed = _listed(registry)
     if p.returncode == 0:
         assert listed, "resolvable but not listed"
-        _reg(registry).verify_version("cls", "crash", "v1", "strict")
+        Registry(registry).verify_version("cls", "crash", "v1", "strict")
         return "complete"
     assert not listed, f"listed although resolve exits {p.returncode}: {p.stderr}"
     if p.returncode == 1:
@@ -101,7 +88,7 @@ def _state_of(registry: str, version: str) -> int:
 
 
 def _debris(registry: str) -> list[str]:
-    return _reg(registry).gc(older_than=0, dry_run=True)
+    return Registry(registry).gc(older_than=0, dry_run=True)
 
 
 def _gc(registry: str, state: str) -> list[str]:
@@ -139,7 +126,7 @@ def _check_recovers(registry: str, src: Path, state: str, killed_at: float) -> N
         _gc(registry, state)
         assert _state(registry) == "invisible"
         _retry(registry, src, completes=False)
-    _reg(registry).storage.remove_tree(model_key("cls", "crash"))
+    Registry(registry).storage.remove_tree(model_key("cls", "crash"))
 
 
 @pytest.mark.slow
@@ -167,7 +154,7 @@ def test_random_kills(local_registry, tmp_path):
     t0 = time.monotonic()
     assert _register(local_registry, src).wait(timeout=120) == 0
     duration = time.monotonic() - t0
-    _reg(local_registry).storage.remove_tree(model_key("cls", "crash"))
+    Registry(local_registry).storage.remove_tree(model_key("cls", "crash"))
     rng = random.Random(1234)
     seen = []
     for _ in range(14):
@@ -185,7 +172,7 @@ def test_random_kills(local_registry, tmp_path):
 # ---------------------------------------------------------------------- promote, register commit, gc
 def _setup_two_versions(registry: str, tmp_path: Path) -> Registry:
     """v1 (production) and v2 (latest), registered and promoted in process."""
-    reg = _reg(registry)
+    reg = Registry(registry)
     for v in ("v1", "v2"):
         reg.register("cls", "crash", v, make_artifacts(tmp_path / v, seed=v), actor="t")
     reg.promote(f"{MODEL}@v1", "production", reason="first", actor="t")
@@ -195,7 +182,7 @@ def _setup_two_versions(registry: str, tmp_path: Path) -> Registry:
 def _alias_views(registry: str, alias: str) -> dict[str, str | None]:
     """Which version `resolve` (the CLI), `list` and `history` (in process: the same code) say the alias names."""
     res = run_omrw("resolve", f"{MODEL}@{alias}", "--json", registry=registry, check=True).json
-    reg = _reg(registry)
+    reg = Registry(registry)
     in_list = [r["version"] for r in reg.list("cls", "crash") if alias in r["aliases"]]
     assert len(in_list) <= 1, in_list
     moved = [e["version"] for e in reg.history("cls", "crash") if e.get("alias") == alias]
@@ -204,7 +191,7 @@ def _alias_views(registry: str, alias: str) -> dict[str, str | None]:
 
 
 def _pointer_version(registry: str, alias: str) -> str:
-    reg = _reg(registry)
+    reg = Registry(registry)
     return json.loads(reg.storage.read_bytes(layout.alias_key(model_key("cls", "crash"), alias)))["version"]
 
 
@@ -222,9 +209,9 @@ def test_promote_killed_at_each_step(any_registry, tmp_path, step):
     assert p.returncode == -signal.SIGKILL, p.stderr
     # The event landed in every step: it is the commit point, so every reader says v2.
     assert _alias_views(any_registry, "production") == {"resolve": "v2", "list": "v2", "history": "v2"}
-    rows = {r["version"]: r for r in _reg(any_registry).list("cls", "crash")}
+    rows = {r["version"]: r for r in Registry(any_registry).list("cls", "crash")}
     assert rows["v2"]["stage"] == "production" and rows["v1"]["stage"] == "archived", rows
-    events = _reg(any_registry).history("cls", "crash")
+    events = Registry(any_registry).history("cls", "crash")
     assert [e["kind"] for e in events] == ["register", "register", "promote", "promote"]
     assert events[-1]["reason"] == "kill me"
 
@@ -253,7 +240,7 @@ def test_promote_killed_at_each_step(any_registry, tmp_path, step):
     assert _alias_views(any_registry, "production") == {"resolve": "v1", "list": "v1", "history": "v1"}
     assert _audit(any_registry).returncode == 0
     for v in ("v1", "v2"):
-        _reg(any_registry).verify_version("cls", "crash", v, "strict")
+        Registry(any_registry).verify_version("cls", "crash", v, "strict")
 
 
 def test_audit_ok_right_after_register(local_registry, tmp_path):
@@ -267,7 +254,7 @@ def test_audit_ok_right_after_register(local_registry, tmp_path):
 @BOTH
 @pytest.mark.parametrize("step", ["after-event", "after-head"])
 def test_register_killed_after_its_event(any_registry, tmp_path, step):
-    _reg(any_registry).register("cls", "crash", "v0", make_artifacts(tmp_path / "v0", seed="0"), actor="t")
+    Registry(any_registry).register("cls", "crash", "v0", make_artifacts(tmp_path / "v0", seed="0"), actor="t")
     src = make_artifacts(tmp_path / "src")
     p = run_omrw("register", MODEL, "--version", "v1", "--artifacts", str(src), "--no-provenance",
                  registry=any_registry, env={"OMR_FAULT_CRASH_AT": step})
@@ -276,7 +263,7 @@ def test_register_killed_after_its_event(any_registry, tmp_path, step):
     # Committed: the version exists and `latest` names it, although its anchor and pointer were never written.
     assert _state(any_registry) == "complete"
     assert _alias_views(any_registry, "latest") == {"resolve": "v1", "list": "v1", "history": "v1"}
-    assert [e["kind"] for e in _reg(any_registry).history("cls", "crash")] == ["register", "register"]
+    assert [e["kind"] for e in Registry(any_registry).history("cls", "crash")] == ["register", "register"]
     assert _pointer_version(any_registry, "latest") == "v0"
     audit = _audit(any_registry)
     assert audit.returncode == 1
@@ -315,7 +302,7 @@ def test_gc_killed_while_removing(any_registry, tmp_path):
     # Nothing a reader sees changed: the old truth everywhere, and the log is intact.
     assert _alias_views(any_registry, "production") == {"resolve": "v1", "list": "v1", "history": "v1"}
     assert _alias_views(any_registry, "latest")["resolve"] == "v2"
-    assert sorted(r["version"] for r in _reg(any_registry).list()) == ["v1", "v2"]
+    assert sorted(r["version"] for r in Registry(any_registry).list()) == ["v1", "v2"]
     for v in ("v3", "v4"):
         assert run_omrw("resolve", f"{MODEL}@{v}", registry=any_registry).returncode == 3
     audit = _audit(any_registry)
@@ -324,7 +311,7 @@ def test_gc_killed_while_removing(any_registry, tmp_path):
     removed = _gc(any_registry, "invisible")
     assert sorted(removed) == sorted(left)
     for v in ("v1", "v2"):
-        _reg(any_registry).verify_version("cls", "crash", v, "strict")
+        Registry(any_registry).verify_version("cls", "crash", v, "strict")
     for v in ("v3", "v4"):  # the names were not burned
         assert run_omrw("register", MODEL, "--version", v, "--artifacts", str(src), "--no-provenance",
                         registry=any_registry).returncode == 0

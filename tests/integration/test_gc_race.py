@@ -33,19 +33,6 @@ def _package(root: Path, n: int, size: int) -> Path:
     return make_artifacts(root, files=files | {"model.pt": b"weights", "metrics.json": b'{"auc": 0.9}'})
 
 
-def _reg(url: str) -> Registry:
-    """A Registry that sees what other processes wrote since this one last looked.
-
-    Product bug (reported with issue 9): on S3 the process-wide s3fs listing cache goes stale
-    when another process appends an event, and a Registry then reports "head.json names audit
-    event N, which is missing (deleted)". These tests are about crashes and races, not that
-    bug, so every in-process look starts from a fresh listing.
-    """
-    reg = Registry(url)
-    getattr(reg.storage, "invalidate", lambda: None)()
-    return reg
-
-
 def _popen(args: list[str], registry: str, env: dict | None = None) -> subprocess.Popen:
     full = dict(os.environ, OMR_REGISTRY=registry, **(env or {}))
     return subprocess.Popen([*OMRW, *args], env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -73,7 +60,7 @@ def _staging_started(reg: Registry, version: str, p: subprocess.Popen, timeout: 
 
 def _calibrate(registry: str, src: Path) -> float:
     """Seconds from the lease appearing to the register's end, from one undisturbed run."""
-    reg = _reg(registry)
+    reg = Registry(registry)
     p = _register(registry, "calibrate", src)
     started = _staging_started(reg, "calibrate", p)
     _out, err = p.communicate(timeout=120)
@@ -111,7 +98,7 @@ def _check_trial(reg: Registry, version: str, src: Path, reg_rc: int, reg_err: s
 
 def _race(registry: str, src: Path, seed: int) -> None:
     window = _calibrate(registry, src)
-    reg = _reg(registry)
+    reg = Registry(registry)
     rng = random.Random(seed)
     outcomes = []
     for trial in range(TRIALS):
@@ -133,7 +120,7 @@ def _race(registry: str, src: Path, seed: int) -> None:
     final = run_omrw("gc", "--older-than", "0", "--json", registry=registry)
     assert final.returncode == 0, final.stderr
     assert all("/versions/" not in k or "/.omr-data/" in k for k in final.json["removed"]), final.json
-    reg = _reg(registry)
+    reg = Registry(registry)
     for trial, published in enumerate(outcomes):
         if published:
             reg.verify_version("cls", "race", f"t{trial:02d}", "strict")
