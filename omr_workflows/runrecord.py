@@ -298,7 +298,9 @@ def parse_record(data: bytes, where: str) -> RunRecord:
     try:
         return RunRecord.model_validate_json(data)
     except Exception as e:
-        raise InvalidInputError(f"run record {where!r} is malformed: {validation_detail(e)}") from None
+        # One short line: pydantic's detail without its "[type=..., input_value=...]" tail.
+        detail = validation_detail(e).split(" [type=", 1)[0]
+        raise InvalidInputError(f"run record {where!r} is malformed: {detail[:500]}") from None
 
 
 def record_touch(args, reg, kind: str, task: str, model: str, version: str, ref: str, **extra) -> Path | None:

@@ -405,3 +405,23 @@ def test_append_record_accepts_a_dict_and_is_atomic(tmp_path):
     assert len(paths) == 20 and all(p.exists() for p in paths)
     rec = RunRecord.model_validate_json(next(iter(paths)).read_text())
     assert rec.kind == "verify" and rec.verified == "strict" and rec.engine == "cli"
+
+
+def test_huge_package_is_listed_bounded_and_said_so(tmp_path):
+    """A record lists at most MAX_LISTED_FILES files; the crate's Dataset says how many of how many."""
+    from omr_workflows.crate import build_crate
+    from omr_workflows.provenance import merge
+    from omr_workflows.runrecord import MAX_LISTED_FILES, make_record
+
+    n = MAX_LISTED_FILES + 5
+    files = [{"path": f"shards/part-{i:06d}.bin", "size": i, "sha256": f"{i:064x}"} for i in range(n)]
+    result = {"ref": "big/m@v1", "task": "big", "model": "m", "selector_kind": "version", "version": "v1",
+              "digest": "sha256:" + "4" * 64, "uri": "omr://big/m@v1", "registry": "/r", "path": None}
+    rec = make_record("resolve", result, "none", files=files)
+    assert rec.files == n and len(rec.contents) == MAX_LISTED_FILES and rec.size == sum(range(n))
+    doc, _ = build_crate(merge([("r.json", rec)], ["r"]))
+    ents = {e["@id"]: e for e in doc["@graph"]}
+    ds = ents["omr://big/m@v1/"]
+    assert len(ds["hasPart"]) == MAX_LISTED_FILES and f"{MAX_LISTED_FILES} of its {n} files are listed" in \
+        ds["description"]
+    assert len(json.dumps(doc)) < 400 * MAX_LISTED_FILES  # bounded: a few hundred bytes per listed file
