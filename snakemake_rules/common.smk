@@ -78,6 +78,18 @@ def _omr_records(kind, name):
     return f"{OMR_OUTDIR}/provenance/records/{kind}-{name}"
 
 
+def _omr_produced_records():
+    """Record folders of the register/promote jobs this run's targets include (the report then
+    lists the versions the run produced and promoted); none when it only reads models."""
+    targets = set(OMR_CONFIG["targets"])
+    out = []
+    if targets & {"register", "promote"}:
+        out += [_omr_records("register", n) for n in OMR_REGISTER]
+    if "promote" in targets:
+        out += [_omr_records("promote", n) for n in OMR_PROMOTE]
+    return out
+
+
 # ---------------------------------------------------------------- what a reference is now
 _omr_pins = {}
 
@@ -122,7 +134,7 @@ def omr_all_inputs():
         out += [omr_resolved(n) for n in OMR_MODELS]
     if "fetch" in targets and OMR_CONFIG["fetch"]:
         out += [omr_model_dir(n) for n in OMR_MODELS]
-    if "provenance" in targets and OMR_MODELS:
+    if "provenance" in targets and (OMR_MODELS or _omr_produced_records()):
         out.append(omr_provenance_html())
     if "verify" in targets:
         out.append(omr_verify_report())

@@ -118,6 +118,7 @@ rule omr_register:
         metadata=lambda wc: OMR_REGISTER[wc.name].get("metadata") or [],
     output:
         json=f"{OMR_OUTDIR}/registered/{{name}}.json",
+        records=directory(f"{OMR_OUTDIR}/provenance/records/register-{{name}}"),
     wildcard_constraints:
         name=_omr_names_regex(OMR_REGISTER),
     log:
@@ -142,6 +143,7 @@ rule omr_promote:
         registered=lambda wc: [omr_registered(wc.name)] if wc.name in OMR_REGISTER else [],
     output:
         json=f"{OMR_OUTDIR}/promoted/{{name}}.json",
+        records=directory(f"{OMR_OUTDIR}/provenance/records/promote-{{name}}"),
     wildcard_constraints:
         name=_omr_names_regex(OMR_PROMOTE),
     log:
@@ -173,7 +175,8 @@ rule omr_provenance:
     localrule: True
     input:
         records=[_omr_records("resolve", n) for n in OMR_MODELS]
-        + ([_omr_records("fetch", n) for n in OMR_MODELS] if OMR_CONFIG["fetch"] else []),
+        + ([_omr_records("fetch", n) for n in OMR_MODELS] if OMR_CONFIG["fetch"] else [])
+        + _omr_produced_records(),
     output:
         html=report(
             omr_provenance_html(),

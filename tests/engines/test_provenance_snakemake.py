@@ -93,3 +93,41 @@ def test_snakemake_run_with_storage_plugin_and_wrappers_reports_every_touch(tmp_
     assert_valid(crate, "workflow-run-crate-0.5", cache)
     html = (crate / "omr_provenance.html").read_text()
     assert "<script" not in html and "http" not in html.split("<body>")[0]
+
+
+@pytest.mark.snakemake
+def test_rule_library_training_run_reports_the_version_it_produced_and_promoted(tmp_path, local_registry):
+    """Acceptance 3 through the rule library: targets promote + provenance."""
+    import textwrap
+
+    import yaml
+
+    from .conftest import RULES
+
+    work = tmp_path / "wf"
+    work.mkdir()
+    (work / "Snakefile").write_text(textwrap.dedent(f"""
+        configfile: "config.yaml"
+        include: "{RULES / 'omr.smk'}"
+
+        rule all:
+            default_target: True
+            input: rules.omr_all.input
+
+        rule train:
+            output: directory("results/model")
+            shell: "mkdir -p {{output}} && echo '{{{{\\"w\\": [1, 2]}}}}' > {{output}}/model.json"
+        """))
+    omr = {"registry": local_registry, "targets": ["promote", "provenance"],
+           "register": {"clf": {"model": "demo/trained", "version": "t1", "artifacts": "results/model",
+                                "no_provenance": True}},
+           "promote": {"clf": {"to": "production", "reason": "tests pass"}}}
+    (work / "config.yaml").write_text(yaml.safe_dump({"omr": omr}))
+    run_snakemake(work, "--cores", "1")
+    report = json.loads((work / "omr" / "provenance" / "omr_provenance.json").read_text())
+    (m,) = report["models"]
+    assert (m["version"], m["produced"], m["promoted_to"]) == ("t1", True, ["production"])
+    assert sorted(u["kind"] for u in m["uses"]) == ["promote", "register"]
+    ents = {e["@id"]: e for e in json.loads((work / "omr" / "provenance" / "ro-crate-metadata.json")
+                                            .read_text())["@graph"]}
+    assert ents["#omr-run"]["result"] == {"@id": "omr://demo/trained@t1/"}
