@@ -370,18 +370,36 @@ def _report(sources: list[str], allow_empty: bool = False) -> ProvenanceReport:
     return merge(records, sources)
 
 
-def merge_into_crate(crate_dir: str, sources: list[str], allow_empty: bool = False,
+def read_report(path: str) -> ProvenanceReport:
+    """An `omr_provenance.json` written by collect (e.g. published by OMR_PROVENANCE)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise InvalidInputError(f"report {path!r} cannot be read: {e.strerror or e}") from None
+    try:
+        return ProvenanceReport.model_validate_json(data)
+    except Exception as e:
+        from .errors import validation_detail
+
+        raise InvalidInputError(f"report {path!r} is malformed: {validation_detail(e).split(' [type=')[0]}") \
+            from None
+
+
+def merge_into_crate(crate_dir: str, sources: list[str], allow_empty: bool = False, report_file: str | None = None,
                      **options) -> ProvenanceReport:
-    """Add the records' model entities and actions to the crate in `crate_dir` (nf-prov's,
-    a Snakemake run crate); only its ro-crate-metadata.json is rewritten (atomically).
+    """Add the records' (or `report_file`'s) model entities and actions to the crate in
+    `crate_dir` (nf-prov's, a Snakemake run crate); only its ro-crate-metadata.json is
+    rewritten (atomically).
 
     `options`: license, author, publisher (used only where the crate has none). Raises
-    InvalidInputError (bad crate, malformed record), StorageError.
+    InvalidInputError (bad crate, malformed record or report), StorageError.
     """
     from .crate import merge_into, read_crate, write_json_atomic
 
     doc = read_crate(crate_dir)
-    report = _report(sources, allow_empty)
+    if report_file and sources:
+        raise InvalidInputError("give run record folders or --report, not both")
+    report = read_report(report_file) if report_file else _report(sources, allow_empty)
     merged = merge_into(doc, report, **options)
     write_json_atomic(Path(crate_dir) / CRATE_JSON, merged)
     return report

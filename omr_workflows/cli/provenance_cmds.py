@@ -61,7 +61,10 @@ def add_parsers(sub, common) -> None:
                                     "entity of the crate is removed or changed; the root dataset and the run's "
                                     "CreateAction gain references. Only ro-crate-metadata.json is rewritten.")
     m.add_argument("crate_dir", metavar="CRATE_DIR", help="folder holding ro-crate-metadata.json")
-    m.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="folder of run records (or record files)")
+    m.add_argument("run_dirs", nargs="*", metavar="RUN_DIR", help="folder of run records (or record files)")
+    m.add_argument("--report", metavar="FILE",
+                   help="an omr_provenance.json written by collect instead of records (e.g. the one "
+                        "OMR_PROVENANCE published, merged into nf-prov's crate after the run)")
     m.add_argument("--allow-empty", action="store_true", help="succeed (changing nothing) if there are no records")
     _crate_options(m)
     m.set_defaults(func=cmd_merge_into)
@@ -182,8 +185,8 @@ def cmd_collect(args) -> int:
 def cmd_merge_into(args) -> int:
     from ..provenance import merge_into_crate
 
-    report = merge_into_crate(args.crate_dir, args.run_dirs, allow_empty=args.allow_empty, license=args.license,
-                              author=args.author, publisher=args.publisher)
+    report = merge_into_crate(args.crate_dir, args.run_dirs, allow_empty=args.allow_empty, report_file=args.report,
+                              license=args.license, author=args.author, publisher=args.publisher)
     emit(args, {"crate": args.crate_dir, "records": report.run.records, "models": len(report.models),
                 "conflicts": report.conflicts},
          lambda: f"{report.run.records} record(s), {len(report.models)} model version(s) merged into "

@@ -51,3 +51,30 @@ def test_module_records_make_a_valid_workflow_run_crate(run_task, toy_registry, 
     cache = tmp_path / "rocval.sqlite"
     build_cache(cache)
     assert_valid(crate, "workflow-run-crate-0.5", cache)
+
+
+def test_omr_provenance_report_merges_into_an_nf_prov_crate(run_task, toy_registry, tmp_path):
+    """What OMR_PROVENANCE publishes joins nf-prov's crate after the run (`merge-into --report`)."""
+    from tests.conftest import run_omrw
+    from tests.integration.test_crate_validation import nf_prov_crate
+
+    r = run_task("resolve", {"meta": {"id": "pbmc"}, "ref": f"{MODEL}@production"}, toy_registry)
+    report = run_task("provenancecollect", {"meta": {"id": "omr_provenance"},
+                                            "records": _flat(r.topics["omr_provenance"])}, toy_registry)
+    crate = tmp_path / "results"
+    before = nf_prov_crate(crate)
+    run_omrw("provenance", "merge-into", str(crate), "--report", str(report.outputs["json"][1]), check=True)
+    after = json.loads((crate / "ro-crate-metadata.json").read_text())
+    assert {e["@id"] for e in before["@graph"]} < {e["@id"] for e in after["@graph"]}
+    ents = {e["@id"]: e for e in after["@graph"]}
+    assert ents["#0b7a5e34-9d2b-4d0e-9d8a-4c6c8b7e8f10"]["object"][-1] == {"@id": f"omr://{MODEL}@v1/"}
+    cache = tmp_path / "rocval.sqlite"
+    build_cache(cache)
+    assert_valid(crate, "workflow-run-crate-0.5", cache, known=[
+        {"check": c, "message": m} for c, m in (
+            ("process-run-crate-0.5_4.1", "The SoftwareApplication SHOULD have a version or softwareVersion"),
+            ("workflow-ro-crate-1.0_6.1", "The README.md SHOULD be about the crate"),
+            ("workflow-ro-crate-1.0_6.2", "The README.md SHOULD have text/markdown as its encodingFormat"),
+            ("process-run-crate-0.5_8.3", "The Action SHOULD have a description"),
+            ("process-run-crate-0.5_8.4", "The Action SHOULD have an endTime in ISO 8601 format"),
+            ("process-run-crate-0.5_8.5", "If present, the Action startTime SHOULD be in ISO 8601 format"))])
