@@ -3,7 +3,7 @@
 // report for the run: omr_provenance.json, a Workflow Run RO-Crate (ro-crate-metadata.json),
 // omr_provenance.md and omr_provenance.html. Publish it with the run, e.g.
 // `withName: 'OMR_PROVENANCECOLLECT' { publishDir = [ path: "${params.outdir}/provenance", mode: 'copy' ] }`.
-
+//
 // nf-prov (`prov.formats.wrroc`) writes its own Workflow Run RO-Crate when the run completes,
 // after every task: join ours to it then, with
 // `omrw provenance merge-into <its crate folder> --report <published>/omr_provenance/omr_provenance.json`
