@@ -110,7 +110,12 @@ def _person(text: str, kind: str) -> dict:
 
 
 def default_author() -> str:
-    user = os.environ.get("USER") or "unknown"
+    import getpass
+
+    try:
+        user = os.environ.get("USER") or getpass.getuser()
+    except Exception:  # no passwd entry (containers)
+        user = "unknown"
     return f"{user}@{socket.gethostname()}"
 
 

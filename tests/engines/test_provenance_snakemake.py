@@ -49,7 +49,8 @@ rule provenance:
     output: html="report/omr_provenance.html", md="report/omr_provenance.md",
             json="report/omr_provenance.json", crate="report/ro-crate-metadata.json"
     log: "logs/provenance.log"
-    params: workflow=workflow.main_snakefile, extra="--author https://orcid.org/0000-0002-1825-0097 --workflow-url https://example.org/lab/wf/Snakefile"
+    params: workflow=workflow.main_snakefile,
+            extra="--author https://orcid.org/0000-0002-1825-0097 --workflow-url https://example.org/lab/wf/Snakefile"
     wrapper: "file:WRAPPERS/omr/provenance"
 """
 
