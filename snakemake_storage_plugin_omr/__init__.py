@@ -157,6 +157,8 @@ class StorageProvider(StorageProviderBase):
         self._strict_checked: set[tuple[str, str, str]] = set()
         # (task, model, version) -> local copy of a remote version (omr_workflows.cache)
         self._copies: dict[tuple[str, str, str], Any] = {}
+        # (task, model, version) -> runrecord.Origin | None, for run records
+        self._origins: dict[tuple[str, str, str], Any] = {}
 
     # ------------------------------------------------------------------ interface
     @classmethod
@@ -319,14 +321,21 @@ class StorageProvider(StorageProviderBase):
             or os.environ.get("OMR_RUN_DIR", "").strip()
         if not run_dir:
             return
-        from omr_workflows.runrecord import append_record, files_of
+        from omr_workflows.runrecord import append_record, files_of, origin_of
 
         res = entry.result
+        key = (res.task, res.model, res.version)
         with self._lock:
             self._version(res)
-            view = self._versions[(res.task, res.model, res.version)][3]
+            view = self._versions[key][3]
+            if key not in self._origins:  # model_meta.json read once per version and run
+                try:
+                    self._origins[key] = origin_of(meta=self.registry.show(view.ref).get("meta"))
+                except Exception:
+                    self._origins[key] = None  # the record is about the bytes; only the origin is lost
+            origin = self._origins[key]
         result = {**res.model_dump(), "file": entry.path, "path": None}
-        append_record(run_dir, "resolve", result, mode, files=files_of(view), engine="snakemake",
+        append_record(run_dir, "resolve", result, mode, files=files_of(view), engine="snakemake", origin=origin,
                       hints={"omr_storage_query": f"{res.ref}#{entry.path}"})
 
     def _alias_file_mtime(self, res) -> float:
