@@ -94,8 +94,8 @@ class Registry:
             except NotFoundError:
                 if anchor is None:
                     raise
-                raise IntegrityError(f"{ref}: registered by audit event {anchor.seq} but missing from storage "
-                                     f"(deleted); run `omrw audit {task}/{model}`", obj=ref) from None
+                raise NotFoundError(f"{ref}: registered by audit event {anchor.seq} but missing from storage "
+                                    f"(deleted); run `omrw audit {task}/{model}`", obj=ref) from None
         where = f"{ref}/{MANIFEST_NAME}"
         manifest = parse_manifest(raw, where)
         if (manifest.task, manifest.model, manifest.version) != (task, model, version):

@@ -36,7 +36,7 @@ def test_copy_and_hash_matches_reference(size):
 def test_digest_is_canonical_and_content_only():
     files = [_entry("b.bin", b"bbb"), _entry("a.txt", b"a")]
     m1 = Manifest(task="t", model="m", version="1", created_at="x", content=Content(files=files, chunk_size=16))
-    m2 = Manifest(task="t2", model="m2", version="2", created_at="y", data_dir=".omr-data/1-x",
+    m2 = Manifest(task="t2", model="m2", version="2", created_at="y", data_dir=".omr-data/omr1-0000000001-0123456789ab",
                   content=Content(files=files, chunk_size=16), sidecars=[_entry("model_meta.json", b"{}")])
     assert m1.digest == m2.digest  # names, time, sidecars and location are not content
     canon = json.dumps(m1.content.model_dump(mode="json"), sort_keys=True, separators=(",", ":")).encode()
