@@ -102,25 +102,25 @@ class Provenance(BaseModel):
 
 # ------------------------------------------------------------------ params
 def load_params(path: str) -> dict[str, Any]:
-    """Hyperparameters from a YAML or JSON file (must hold a mapping)."""
-    import yaml
+    """Hyperparameters from a JSON (`.json`) or YAML file holding a mapping, bounded (see bounds.py).
 
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
-    except FileNotFoundError:
-        raise InvalidInputError(f"params file {path!r} does not exist") from None
-    except IsADirectoryError:
-        raise InvalidInputError(f"params file {path!r} is a folder") from None
-    except UnicodeDecodeError:
-        raise InvalidInputError(f"params file {path!r} is not UTF-8 text") from None
-    except yaml.YAMLError as e:
-        raise InvalidInputError(f"params file {path!r} is not valid YAML/JSON: {str(e).splitlines()[0]}") from None
-    if data is None:
+    The one reader of `--params` files: the CLI, and the provenance it captures, both use it.
+    """
+    from .bounds import MAX_DEPTH, load_json_bounded, load_yaml_bounded, read_bounded
+
+    # One level below the limit: the params are stored one level deep inside model_meta.json.
+    depth = MAX_DEPTH - 1
+    data = read_bounded(path, "--params")
+    what = f"--params file {path!r}"
+    if path.lower().endswith(".json"):
+        value = load_json_bounded(data, what, max_depth=depth)
+    else:
+        value = load_yaml_bounded(data, what, max_depth=depth)
+    if value is None:
         return {}
-    if not isinstance(data, dict):
-        raise InvalidInputError(f"params file {path!r} must hold a mapping of names to values")
-    return data
+    if not isinstance(value, dict):
+        raise InvalidInputError(f"{what} must hold a mapping of names to values", obj=path)
+    return value
 
 
 # ------------------------------------------------------------------ git

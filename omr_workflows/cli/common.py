@@ -9,7 +9,7 @@ import re
 import sys
 from typing import Any, Callable
 
-from ..bounds import MAX_DEPTH, MAX_INPUT_BYTES, json_or_text, load_json_bounded, load_yaml_bounded, read_bounded
+from ..bounds import MAX_DEPTH, MAX_INPUT_BYTES, json_or_text, load_json_bounded, read_bounded
 from ..errors import InvalidInputError
 
 
@@ -56,9 +56,9 @@ def emit(args, data: Any, human: str | Callable[[], str] | None = None) -> None:
             sys.stdout.write(text.rstrip("\n") + "\n")
 
 
-# Where a --param value and a --params document sit inside model_meta.json ({"params": {k: v}}):
-# their depth budget leaves room for those levels, so the file written stays within MAX_DEPTH.
-PARAMS_FILE_DEPTH = MAX_DEPTH - 1
+# Where a --param value sits inside model_meta.json ({"params": {k: v}}): its depth budget leaves
+# room for those levels, so the file written stays within MAX_DEPTH (capture.load_params does the
+# same for a --params document).
 PARAM_VALUE_DEPTH = MAX_DEPTH - 2
 
 
@@ -84,18 +84,10 @@ def read_json_file(path: str, what: str, max_bytes: int = MAX_INPUT_BYTES, max_d
 
 
 def read_params_file(path: str) -> dict[str, Any]:
-    """Hyperparameters from a JSON (`.json`) or YAML file holding a mapping, bounded (see bounds.py)."""
-    data = read_bounded(path, "--params")
-    what = f"--params file {path!r}"
-    if path.lower().endswith(".json"):
-        value = load_json_bounded(data, what, max_depth=PARAMS_FILE_DEPTH)
-    else:
-        value = load_yaml_bounded(data, what, max_depth=PARAMS_FILE_DEPTH)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise InvalidInputError(f"{what} must hold a mapping of names to values", obj=path)
-    return value
+    """Hyperparameters from a `--params` file (`capture.load_params` owns the format and bounds)."""
+    from ..capture import load_params
+
+    return load_params(path)
 
 
 # C0 and C1 controls, DEL, lone surrogates (undecodable file names), the line/paragraph
