@@ -278,17 +278,8 @@ def model_problems(reg, task: str, model: str) -> tuple[list[str], list[str]]:
     anchors = anchors_of(events)
     tail_seq = events[-1][0].seq if events else 0
     on_storage = set()
-    for name in storage.listdir(layout.versions_key(task, model)):
-        vkey = f"{layout.versions_key(task, model)}/{name}"
-        try:
-            check_name(name, "version")
-        except InvalidInputError:
-            problems.append(f"{vkey}: not a valid version name (not written by omrw)")
-            continue
-        kind = _kind(storage, vkey)
-        if kind != "dir":
-            problems.append(f"{vkey}: is a {kind}, not a version folder (stray or planted)")
-            continue
+    for name in _check_names(storage, layout.versions_key(task, model), "version", problems):
+        vkey = layout.version_key(task, model, name)
         on_storage.add(name)
         ref = f"{task}/{model}@{name}"
         try:
