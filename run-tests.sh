@@ -7,4 +7,5 @@ if [ -f .ci/install-slurm.sh ]; then
     bash .ci/install-slurm.sh
 fi
 export PATH="$PWD/.venv/bin:$PATH"
-exec .venv/bin/python -m pytest "$@"
+# Three workers on two cores: most of the suite waits (subprocesses, leases, SLURM, Snakemake start-up).
+exec .venv/bin/python -m pytest -n 3 --dist loadgroup "$@"

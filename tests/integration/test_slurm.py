@@ -20,7 +20,8 @@ from omr_workflows.constants import MANIFEST_NAME
 from omr_workflows.registry import Registry
 from tests.conftest import make_artifacts
 
-pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+# One single-node cluster per run: every test that uses it goes to the same xdist worker.
+pytestmark = [pytest.mark.xdist_group("slurm"), pytest.mark.slurm, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 SUBMIT = REPO / "examples" / "hpc" / "submit.sh"

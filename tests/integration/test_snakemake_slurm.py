@@ -25,7 +25,8 @@ import yaml
 
 from tests.engines.conftest import RULES, toy_files
 
-pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.snakemake]
+# One single-node cluster per run: every test that uses it goes to the same xdist worker.
+pytestmark = [pytest.mark.xdist_group("slurm"), pytest.mark.slurm, pytest.mark.slow, pytest.mark.snakemake]
 
 REPO = Path(__file__).resolve().parents[2]
 SHARDS = 3
