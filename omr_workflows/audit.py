@@ -32,7 +32,7 @@ from . import layout
 from ._faults import crash_point, fail_point
 from .errors import IntegrityError, NotFoundError, OmrError, StorageError
 from .hashing import sha256_hex
-from .events import ANCHOR_KINDS, AliasPointer, AliasState, AnchorPointer, Event, Head
+from .events import ANCHOR_KINDS, EVENT_PAYLOAD_TYPE, AliasPointer, AliasState, AnchorPointer, Event, EventSignature, Head
 from .transitions import anchors_of
 
 
@@ -163,17 +163,32 @@ def _model_ref(mkey: str) -> str:
 
 
 # ---------------------------------------------------------------------- appending
-def append(storage, mkey: str, build: Callable[[Event | None], dict]) -> tuple[Event, str]:
+class NoChange(Exception):
+    """Raised by a `build` function: the log already says what the caller wants (nothing to append)."""
+
+    def __init__(self, last: Event | None, last_hash: str = ""):
+        super().__init__("no change")
+        self.last, self.last_hash = last, last_hash
+
+
+def append(storage, mkey: str, build: Callable[[Event | None], dict], signer=None) -> tuple[Event, str]:
     """Append the event `build(last_event)` returns; retry on a lost sequence race.
 
     `build` is called again after every lost race, so the state it derives is always the
-    state it chains on. Refuses (IntegrityError) when head and tail disagree.
+    state it chains on; it may raise `NoChange`. Refuses (IntegrityError) when head and tail
+    disagree. With `signer` (a signing.keys.SigningKey) the event carries its DSSE signature.
     Returns (event, sha256 of its bytes).
     """
     for attempt in range(10_000):
         last, last_hash = tail(storage, mkey, for_append=True)
-        fields = build(last)
+        try:
+            fields = build(last)
+        except NoChange as exc:
+            exc.last, exc.last_hash = last, last_hash
+            raise
         event = Event(seq=(last.seq + 1) if last else 1, prev=last_hash, **fields)
+        if signer is not None:
+            event = sign_event(event, signer)
         data = event.to_bytes()
         fail_point("event")
         if storage.write_if_absent(layout.event_key(mkey, event.seq), data):
@@ -185,6 +200,13 @@ def append(storage, mkey: str, build: Callable[[Event | None], dict]) -> tuple[E
             return event, digest
         time.sleep(min(0.05, 0.001 * (1 + attempt % 16)))
     raise StorageError(f"could not append an audit event to {mkey}: too much contention")
+
+
+def sign_event(event: Event, signer) -> Event:
+    from .signing import dsse
+
+    sig = dsse.signature(EVENT_PAYLOAD_TYPE, event.signed_bytes(), signer)
+    return event.model_copy(update={"signature": EventSignature(**sig)})
 
 
 def _advance_head(storage, mkey: str, seq: int, digest: str) -> None:

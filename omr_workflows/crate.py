@@ -148,6 +148,29 @@ def _workflow_origin(workflow: str) -> tuple[str, str | None]:
 
 
 # ------------------------------------------------------------------ our entities
+def _trust_properties(m, hexdigest: str, entities: list[dict]) -> list[dict]:
+    """Who signed, registered, requested and approved the version, as a trusted policy vouched
+    for it: `PropertyValue`s in the package's `additionalProperty`."""
+    import hashlib
+
+    t = m.trust
+    tag = hashlib.sha256(m.id.encode()).hexdigest()[:24]
+    out = []
+    values = [("omr-policy-digest", "governance policy digest", t.policy_digest),
+              ("omr-registered-by", "registered by (signed event)", t.registered_by),
+              ("omr-signed-by", "version signed by (OpenSSF model-signing)", ", ".join(t.signed_by) or None),
+              ("omr-requested-by", "promotion requested by", t.requested_by),
+              ("omr-approved-by", "promotion approved by", ", ".join(t.approved_by) or None)]
+    for prop, name, value in values:
+        if not value:
+            continue
+        pid = f"#{prop}-{tag}"
+        entities.append({"@id": pid, "@type": "PropertyValue", "propertyID": prop, "name": name, "value": value})
+        out.append(_ref(pid))
+    return out
+
+
+
 def model_entities(report) -> tuple[list[dict], dict[str, list[str]]]:
     """The entities describing each model version, and the Dataset @ids by role:
     `used` (resolve/verify/lock), `produced` (register), and `promoted` [(id, alias, usage)]."""
@@ -217,6 +240,8 @@ def model_entities(report) -> tuple[list[dict], dict[str, list[str]]]:
                 ds["creator"] = o.creator
             if o.captured_at:
                 ds["dateCreated"] = stamp(o.captured_at)
+        if m.trust is not None:
+            props += _trust_properties(m, hexdigest, entities)
         if based_on:
             ds["isBasedOn"] = _one_or_many(based_on)
         if props:

@@ -28,6 +28,11 @@ class IntegrityError(OmrError):
         self.problems = problems or []
 
 
+class TrustError(IntegrityError):
+    """The trusted policy does not vouch for what was asked (unsigned, unapproved, rewritten, or the
+    policy itself is not signed by the trust root). Never downgraded to a warning."""
+
+
 class DigestMismatchError(IntegrityError):
     """A version's manifest gives another package digest than the event that registered it."""
 

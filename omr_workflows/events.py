@@ -19,6 +19,10 @@ STAGES = ("development", "staging", "production", "archived")
 STAGE_ALIASES = {"staging": "staging", "production": "production"}
 STAGE_ONLY = ("development", "archived")
 ANCHOR_KINDS = ("register", "adopt")
+EVENT_KINDS = ("register", "adopt", "promote", "stage", "request", "approve", "reject", "sign")
+#: DSSE payload type of an event signature (docs/DESIGN.md, "Governance").
+EVENT_PAYLOAD_TYPE = "application/vnd.omr.event.v1+json"
+KEYID_PATTERN = r"^[0-9a-f]{64}$"
 DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
 HEX_PATTERN = r"^[0-9a-f]{64}$"
 MAX_TEXT = 4096
@@ -34,13 +38,48 @@ class AliasState(BaseModel):
     seq: int = Field(ge=1, description="event that last moved this alias")
 
 
+class EventRef(BaseModel):
+    """Another event of the same chain, by number and the sha256 of its file."""
+
+    model_config = ConfigDict(extra="forbid")
+    seq: int = Field(ge=1, lt=10**10)
+    sha256: str = Field(pattern=HEX_PATTERN)
+
+
+class Approval(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    seq: int = Field(ge=1, lt=10**10, description="the approve event")
+    key_id: str = Field(pattern=KEYID_PATTERN)
+    actor: str = Field(max_length=MAX_TEXT)
+
+
+class PendingRequest(BaseModel):
+    """A request to move a protected alias, waiting for approvals (part of the state)."""
+
+    model_config = ConfigDict(extra="forbid")
+    alias: Name
+    version: Name
+    digest: str = Field(pattern=DIGEST_PATTERN)
+    key_id: str = Field(pattern=KEYID_PATTERN, description="the requester's key")
+    actor: str = Field(max_length=MAX_TEXT)
+    approvals: list[Approval] = Field(default_factory=list, max_length=256)
+
+
+class EventSignature(BaseModel):
+    """DSSE signature (keyid, base64 sig) over PAE(EVENT_PAYLOAD_TYPE, `Event.signed_bytes()`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    keyid: str = Field(pattern=KEYID_PATTERN)
+    sig: str = Field(max_length=1024, pattern=r"^[A-Za-z0-9+/=]+$")
+
+
 class Event(BaseModel):
     """One audit event; its file is the canonical JSON of this model."""
 
     model_config = ConfigDict(extra="forbid")
 
     seq: int = Field(ge=1, lt=10**10)
-    kind: Literal["register", "adopt", "promote", "stage"]
+    kind: Literal["register", "adopt", "promote", "stage", "request", "approve", "reject", "sign"]
     task: Name
     model_name: Name
     version: Name
@@ -62,9 +101,31 @@ class Event(BaseModel):
     stages: dict[Name, Literal["staging", "production", "archived"]] = Field(
         default_factory=dict, description="non-development stages after this event")
     digests: dict[Name, str] = Field(default_factory=dict, description="version -> package digest, for aliased versions")
+    # Governance (docs/DESIGN.md, "Governance"); absent in logs written before it.
+    request: EventRef | None = Field(default=None, description="approve/reject: the request; promote: the request it completes")
+    approvals: list[EventRef] = Field(default_factory=list, max_length=256,
+                                      description="promote completing a request: every approval it counts")
+    key_id: str | None = Field(default=None, pattern=KEYID_PATTERN, description="sign: the key of the new signature")
+    requests: dict[str, PendingRequest] = Field(default_factory=dict, description="pending requests after this event, "
+                                                "by the seq of the request event")
+    signature: EventSignature | None = None
 
     def to_bytes(self) -> bytes:
         return canonical_json(self.model_dump(mode="json")) + b"\n"
+
+    def signed_bytes(self) -> bytes:
+        """What the actor's signature covers: the event's canonical JSON without `signature`."""
+        return canonical_json(self.model_dump(mode="json", exclude={"signature"}))
+
+
+def signed_payload(data: bytes) -> bytes:
+    """The bytes an event file's signature covers, from the file itself (not from a re-dump, so
+    a later release that adds fields with defaults cannot change what an old signature covers)."""
+    import json
+
+    obj = json.loads(data)
+    obj.pop("signature", None)
+    return canonical_json(obj)
 
 
 class AliasPointer(BaseModel):

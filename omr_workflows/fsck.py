@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 
 from . import audit, layout
+from .governance import audit_model
 from .constants import MANIFEST_NAME
 from .hashing import sha256_hex
 from .errors import IntegrityError, InvalidInputError, NotFoundError, OmrError
@@ -318,12 +319,16 @@ def audit_registry(reg, task: str | None = None, model: str | None = None) -> di
     problems: list[str] = []
     notes: list[str] = []
     checked = []
+    signatures: dict[str, dict] = {}
     for t, m in _selection(reg, task, model, problems):
         checked.append(f"{t}/{m}")
         p, n = model_problems(reg, t, m)
         problems += p
         notes += n
-    return {"ok": not problems, "models": checked, "problems": problems, "notes": notes}
+        report, sig_problems = audit_model(reg, t, m)
+        signatures[f"{t}/{m}"] = report
+        problems += sig_problems
+    return {"ok": not problems, "models": checked, "problems": problems, "notes": notes, "signatures": signatures}
 
 
 def repair_registry(reg, task: str | None = None, model: str | None = None) -> dict:

@@ -140,6 +140,31 @@ def digest_index_key(mkey: str, digest: str) -> str:
     return f"{mkey}/{DIGEST_INDEX_DIR}/{hexd}.json"
 
 
+# ---------------------------------------------------------------------- governance
+#: `<keyid>.sig`: one model-signing bundle of a version, by the key it names (write-once).
+SIGNATURE_NAME_RE = re.compile(r"(?P<keyid>[0-9a-f]{64})\.sig")
+
+
+def policy_key() -> str:
+    """The registry's policy: a DSSE envelope signed by a key the consumer pins (docs/DESIGN.md, "Governance")."""
+    return "policy/policy.json"
+
+
+def signatures_key(mkey: str, version: str) -> str:
+    return f"{mkey}/signatures/{check_name(version, 'version')}"
+
+
+def signature_key(mkey: str, version: str, key_id: str) -> str:
+    if not HEX64_RE.fullmatch(key_id or ""):
+        raise ValueError(f"invalid key id {key_id!r}")
+    return f"{signatures_key(mkey, version)}/{key_id}.sig"
+
+
+def hook_log_key(mkey: str, seq: int) -> str:
+    """What the hooks of event `seq` did (written once, by the writer of the event)."""
+    return f"{mkey}/audit/hooks/{event_key(mkey, seq).rsplit('/', 1)[1]}"
+
+
 # ---------------------------------------------------------------------- staging and leases
 def staging_root(mkey: str) -> str:
     return f"{mkey}/{STAGING_DIR}"

@@ -26,8 +26,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .errors import ConflictError, DigestMismatchError, IntegrityError, InvalidInputError, NotFoundError, validation_detail
+from .errors import (ConflictError, DigestMismatchError, IntegrityError, InvalidInputError, NotFoundError, TrustError,
+                     validation_detail)
 from .names import name_type
+from .policy import TrustRoot
 from .refs import Ref, parse_ref
 
 SCHEMA_ID = "omr-lock/1"
@@ -70,6 +72,8 @@ class LockFile(BaseModel):
     created_at: str
     created_by: str
     entries: list[LockEntry]
+    trust: TrustRoot | None = Field(default=None, description="the trust root this lock was made under; "
+                                    "consumers of the lock use it unless --trust/$OMR_TRUST says otherwise")
 
     @model_validator(mode="after")
     def _unique(self) -> "LockFile":
@@ -140,7 +144,8 @@ def make_lock(reg, refs: list[str], actor: str | None = None) -> LockFile:
         entries[key] = LockEntry(ref=key, task=r.task, model=r.model, selector_kind=res.selector_kind,
                                  version=res.version, digest=res.digest, uri=res.uri)
     return LockFile(registry=reg.url, created_at=datetime.now(timezone.utc).isoformat(),
-                    created_by=actor or default_actor(), entries=sorted(entries.values(), key=lambda e: e.ref))
+                    created_by=actor or default_actor(), entries=sorted(entries.values(), key=lambda e: e.ref),
+                    trust=reg.trust)
 
 
 def read_lock(path: str | os.PathLike) -> LockFile:
@@ -234,6 +239,8 @@ def resolve_pinned(reg, lock: LockFile, ref: Ref | str, lock_path: str):
         pinned = Ref(r.task, r.model, entry.digest, r.file)
         try:
             current = reg.resolve(pinned, verify="none", materialize=False)
+        except TrustError:
+            raise
         except (NotFoundError, IntegrityError):
             raise ConflictError(f"{key}: pinned version {entry.version} ({entry.digest}) from {lock_path!r} "
                                 f"cannot be found under its name or digest", obj=key) from None

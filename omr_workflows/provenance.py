@@ -36,7 +36,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import InvalidInputError, StorageError
-from .runrecord import MAX_RECORD_BYTES, Job, Origin, RecordFile, RunRecord, parse_record
+from .runrecord import MAX_RECORD_BYTES, Job, Origin, RecordFile, RunRecord, TrustRecord, parse_record
 
 SCHEMA_ID = "omr-provenance-report/1"
 REPORT_JSON = "omr_provenance.json"
@@ -53,7 +53,7 @@ class Use(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     record: str = Field(description="record file name")
-    kind: Literal["resolve", "verify", "register", "promote", "lock"]
+    kind: Literal["resolve", "verify", "register", "promote", "lock", "approve"]
     ref: str
     selector_kind: str | None = None
     file: str | None = None
@@ -93,6 +93,7 @@ class ModelUsage(BaseModel):
     promoted_to: list[str] = Field(default_factory=list, description="aliases this run moved to the version")
     contents: list[RecordFile] | None = Field(default=None, description="its files (bounded; `files` counts all)")
     origin: Origin | None = None
+    trust: TrustRecord | None = Field(default=None, description="how a trusted policy vouched for it (newest use)")
     uses: list[Use]
 
 
@@ -171,6 +172,7 @@ def merge(records: list[tuple[str, RunRecord]], sources: list[str]) -> Provenanc
         # The longest listing (records of one version and digest list the same files).
         contents = max((r.contents for _, r in items if r.contents is not None), key=len, default=None)
         origin = next((r.origin for _, r in items if r.origin is not None), None)
+        trust = next((r.trust for _, r in reversed(items) if r.trust is not None), None)
         models.append(ModelUsage(
             id=first.uri + "/", task=first.task, model=first.model, version=first.version, digest=first.digest,
             uri=first.uri, registry=first.registry, size=size, files=nfiles,
@@ -179,7 +181,7 @@ def merge(records: list[tuple[str, RunRecord]], sources: list[str]) -> Provenanc
             first_at=items[0][1].at, last_at=items[-1][1].at, uses=uses,
             produced=any(r.kind == "register" for _, r in items),
             promoted_to=sorted({r.alias for _, r in items if r.kind == "promote" and r.alias}),
-            contents=contents, origin=origin))
+            contents=contents, origin=origin, trust=trust))
         by_uri.setdefault((first.registry, first.uri), []).append(first.digest)
     # The same omr:// URI from two registries (or with two digests) needs distinct @ids.
     counts: dict[str, int] = {}
@@ -251,15 +253,32 @@ def _rows(report: ProvenanceReport) -> list[list[str]]:
         if m.promoted_to:
             touches += f" (promoted to {', '.join(m.promoted_to)})"
         how = sorted({f"{u.verified} ({u.kind})" for u in m.uses if u.kind in ("resolve", "verify")})
-        by = sorted({u.actor or u.user or "-" for u in m.uses if u.kind in ("register", "promote")})
+        by = sorted({u.actor or u.user or "-" for u in m.uses if u.kind in ("register", "promote", "approve")})
         rows.append([f"{m.task}/{m.model}", m.version, m.digest, ("produced; " if m.produced else "") + touches,
-                     ", ".join(how) or m.verified, ", ".join(by) or "-", ", ".join(m.refs), str(len(m.uses)),
+                     ", ".join(how) or m.verified, ", ".join(by) or "-", trust_text(m.trust), ", ".join(m.refs),
+                     str(len(m.uses)),
                      m.first_at, m.last_at, ", ".join(engines), ", ".join(jobs) or "-", ", ".join(hosts),
                      m.registry])
     return rows
 
 
-HEADER = ["model", "version", "digest", "touched", "verified how", "registered/promoted by", "refs", "uses",
+def trust_text(trust: TrustRecord | None) -> str:
+    """"signed by …; approved by …" as a trusted policy vouched for it, or "-" (no trust root)."""
+    if trust is None:
+        return "-"
+    parts = []
+    if trust.signed_by:
+        parts.append("signed by " + ", ".join(trust.signed_by))
+    if trust.registered_by:
+        parts.append("registered by " + trust.registered_by)
+    if trust.approved_by:
+        parts.append(f"requested by {trust.requested_by}, approved by " + ", ".join(trust.approved_by))
+    parts.append(f"policy {trust.policy_digest[:19]}… serial {trust.policy_serial}")
+    return "; ".join(parts)
+
+
+HEADER = ["model", "version", "digest", "touched", "verified how", "registered/promoted by", "signed/approved by",
+          "refs", "uses",
           "first used", "last used", "engine", "jobs", "hosts", "registry"]
 
 

@@ -59,6 +59,7 @@ def register(
     actor: str | None = None,
     reason: str | None = None,
     provenance: dict[str, Any] | None = None,
+    sign: bool = False,
 ) -> RegisterResult:
     """Copy `artifacts` into a new immutable version, hashing every byte once.
 
@@ -68,7 +69,9 @@ def register(
     records it.
     Raises InvalidInputError (bad names, unsafe artifacts), ConflictError (the version
     exists, whoever won the race), IntegrityError (a sha256sums.txt shipped with the
-    artifacts does not match them), StorageError.
+    artifacts does not match them), StorageError; ConflictError too when the registry's
+    policy refuses this writer. With `sign`, `reg.signer` also signs the version (a
+    model-signing bundle from the sha256 computed while copying: no second pass).
     """
     check_name(task, "task")
     check_name(model, "model")
@@ -78,6 +81,7 @@ def register(
     mkey = layout.model_key(task, model)
     vkey = layout.version_key(task, model, version)
     ref = f"{task}/{model}@{version}"
+    _policy_allows(reg, task, model, sign)
     sources, shipped_meta, shipped_sums = scan_artifacts(Path(artifacts))
     meta = build_meta(task, model, version, shipped_meta, metadata, params, actor, provenance)
     last, _ = audit.tail(reg.storage, mkey)  # refuses early when head and tail disagree
@@ -130,14 +134,18 @@ def register(
             set_latest=set_latest, actor=actor, reason=reason, ts=now_utc_iso())
 
     try:
-        event, event_sha = audit.append(reg.storage, mkey, build)
+        event, event_sha = audit.append(reg.storage, mkey, build, signer=reg.signer)
     except (OmrError, OSError):
         if not completed and not _logged(reg, mkey, version):
             _unpublish(reg, vkey, manifest)
         raise
     finally:
         stage.release()
-    audit.after_event(reg.storage, mkey, event, event_sha, latest)
+    reg.committed(mkey, event, event_sha, latest)
+    if sign:
+        from .governance import write_signature
+
+        write_signature(reg, reg.version(task, model, version), reg.signer)
     # Other aliases are ordinary promotions, so the stage policy and audit apply to them.
     for alias in aliases:
         if alias not in latest:
@@ -222,6 +230,7 @@ def adopt(reg, ref: str | Ref, reason: str, actor: str | None = None) -> Event:
     if r.file or r.selector_is_digest:
         raise InvalidInputError(f"adopt takes TASK/MODEL@VERSION, not {r}")
     mkey = layout.model_key(r.task, r.model)
+    _policy_allows(reg, r.task, r.model, False, "adopt")
     v = reg.version(r.task, r.model, r.selector, require_anchor=False)
     if v.anchored:
         raise ConflictError(f"{v.ref} is already recorded by audit event {v.anchor.seq}; nothing to adopt",
@@ -243,13 +252,28 @@ def adopt(reg, ref: str | Ref, reason: str, actor: str | None = None) -> Event:
                                      manifest_sha256=manifest_sha, set_latest=False,
                                      actor=actor or default_actor(), reason=reason, ts=now_utc_iso())
 
-    event, sha = audit.append(reg.storage, mkey, build)
+    event, sha = audit.append(reg.storage, mkey, build, signer=reg.signer)
     if reg.version(r.task, r.model, r.selector, require_anchor=False).digest != v.digest:
         # Replaced between the check and the event: the anchor names the checked digest,
         # so the new bytes stay unanchored and are never served.
         raise IntegrityError(f"{v.ref} changed while being adopted; run `omrw audit`", obj=v.ref)
-    audit.after_event(reg.storage, mkey, event, sha, [])
+    reg.committed(mkey, event, sha, [])
     return event
+
+
+def _policy_allows(reg, task: str, model: str, sign: bool, action: str = "register") -> None:
+    """Refuse early (exit 4, nothing copied) what the registry's policy forbids this writer."""
+    if sign and reg.signer is None:
+        raise InvalidInputError("--sign needs a key")
+    lp = reg.loaded_policy()
+    if lp is None:
+        return
+    from .governance import check_write
+
+    check_write(reg, lp, task, model, action)
+    if action == "register" and lp.policy.rule_for(task, model).require_signed_versions and not sign:
+        raise ConflictError(f"{task}/{model}: the registry's policy requires signed versions: pass --sign KEY",
+                            obj=f"{task}/{model}")
 
 
 

@@ -55,18 +55,45 @@ class ResolveResult(BaseModel):
     anchor_seq: int | None = Field(default=None, description="the register/adopt event of the version")
     alias_updated_at: str | None = None
     alias_event_seq: int | None = None
+    trust: "TrustInfo | None" = Field(default=None, description="how a trusted policy vouched for it (with a trust root)")
 
 
+from .governance import TrustInfo  # noqa: E402
 from .register import RegisterResult  # noqa: E402  (re-exported: part of this module's API)
+
+ResolveResult.model_rebuild()
 
 
 class Registry:
     """One registry (a local folder or an fsspec URL)."""
 
-    def __init__(self, url: str | os.PathLike | None = None, trust_legacy_versions: bool | None = None):
+    def __init__(self, url: str | os.PathLike | None = None, trust_legacy_versions: bool | None = None,
+                 trust=None, signer=None):
+        """`trust`: the consumer's `policy.TrustRoot` (checks at the point of use); `signer`: the
+        `signing.keys.SigningKey` every event this object writes is signed with."""
         self.url = str(url) if url else default_registry()
         self.storage: Storage = open_storage(self.url)
         self.trust_legacy = trust_legacy() if trust_legacy_versions is None else trust_legacy_versions
+        self.trust = trust
+        self.signer = signer
+        self._policy: tuple | None = None
+
+    # ------------------------------------------------------------------ governance
+    def loaded_policy(self):
+        """The registry's policy: verified against `trust` (IntegrityError when it fails), or
+        unverified advice for writers when no trust root is configured; None when there is none."""
+        if self._policy is None:
+            from .policy import read_policy
+
+            self._policy = (read_policy(self.storage, self.trust),)
+        return self._policy[0]
+
+    def committed(self, mkey: str, event: Event, sha: str, aliases: list[str]) -> None:
+        """After an event's commit point: derived files, then hooks (neither can undo it)."""
+        audit.after_event(self.storage, mkey, event, sha, aliases)
+        from .hooks_run import run_for_event
+
+        run_for_event(self, mkey, event)
 
     # ------------------------------------------------------------------ the Version view
     def version(self, task: str, model: str, version: str, *, require_anchor: bool = True,
@@ -186,7 +213,7 @@ class Registry:
         if verify not in ("none", "fast", "strict"):
             raise InvalidInputError(f"invalid verify mode {verify!r}: use none, fast or strict")
         mkey = layout.model_key(r.task, r.model)
-        last, _ = audit.tail(self.storage, mkey)
+        last, last_sha = audit.tail(self.storage, mkey)
         tail_seq = last.seq if last else 0
         alias_seq = alias_ts = None
         if r.selector_is_digest:
@@ -217,6 +244,12 @@ class Registry:
         if r.file and r.file not in v.file_names():
             raise NotFoundError(f"{r}: no file {r.file!r} in version {version}; run `omrw show {r.model_key}@{version}`",
                                 obj=str(r))
+        trust_info = None
+        if self.trust is not None:
+            from .governance import check_resolution
+
+            trust_info = check_resolution(self, self.loaded_policy(), v, tail=last, tail_sha=last_sha,
+                                          alias=r.selector if kind == "alias" else None, alias_seq=alias_seq)
         if verify != "none":
             self.verify_version(r.task, r.model, version, verify)
         path = self.storage.local_path(v.key)
@@ -231,7 +264,7 @@ class Registry:
             file_path=str(Path(path) / r.file) if (path and r.file) else None,
             registry=self.url, verified=verify, legacy=v.legacy, anchored=v.anchored,
             anchor_seq=v.anchor.seq if v.anchor else None,
-            alias_updated_at=alias_ts, alias_event_seq=alias_seq,
+            alias_updated_at=alias_ts, alias_event_seq=alias_seq, trust=trust_info,
         )
 
     def _by_digest(self, r: Ref, mkey: str) -> str:
@@ -292,11 +325,13 @@ class Registry:
 
     # ------------------------------------------------------------------ promote
     def promote(self, ref: str | Ref, to: str, reason: str | None = None, actor: str | None = None,
-                rollback: bool = False, demote_to: str | None = None) -> Event:
+                rollback: bool = False, demote_to: str | None = None):
         """Point alias `to` at the version `ref` resolves to, as an audited event.
 
         The stage policy is `transitions.promote_fields`. Only versions the log vouches for can
-        be promoted (`omrw adopt` first for others). Raises InvalidInputError,
+        be promoted (`omrw adopt` first for others). On an alias the registry's policy protects
+        this records a signed request, or completes one that has its approvals, and returns
+        `governance.Outcome`; otherwise the `Event`. Raises InvalidInputError,
         NotFoundError, IntegrityError, ConflictError (policy refused).
         """
         r = parse_ref(ref) if isinstance(ref, str) else ref
@@ -311,14 +346,23 @@ class Registry:
         version, digest = resolved.version, resolved.digest
         actor = actor or default_actor()
         mkey = layout.model_key(r.task, r.model)
+        lp = self.loaded_policy()
+        if lp is not None:
+            from . import governance
+
+            rule = lp.policy.rule_for(r.task, r.model)
+            if to in rule.protected_aliases:
+                return governance.request_or_complete(self, lp, rule, r.task, r.model, version, digest, to, actor=actor,
+                                                      reason=reason, rollback=rollback, demote_to=demote_to)
+            governance.check_write(self, lp, r.task, r.model, "promote")
 
         def build(last):
             return transitions.promote_fields(last, task=r.task, model=r.model, version=version, digest=digest, to=to,
                                         rollback=rollback, demote_to=demote_to, actor=actor, reason=reason,
                                         ts=now_utc_iso())
 
-        event, sha = audit.append(self.storage, mkey, build)
-        audit.after_event(self.storage, mkey, event, sha, [to] if to not in STAGE_ONLY else [])
+        event, sha = audit.append(self.storage, mkey, build, signer=self.signer)
+        self.committed(mkey, event, sha, [to] if to not in STAGE_ONLY else [])
         return event
 
     # ------------------------------------------------------------------ listing
@@ -385,8 +429,9 @@ class Registry:
 
     def history(self, task: str, model: str) -> list[dict]:
         mkey = layout.model_key(task, model)
-        events = [ev.model_dump(exclude={"aliases", "stages", "digests"}) | {"sha256": h}
+        events = [ev.model_dump(exclude={"aliases", "stages", "digests", "requests"}) | {"sha256": h}
                   for ev, h in audit.load_events(self.storage, mkey)]
+        self._label_signers(mkey, events)
         if not events:
             # A registry written by omnibioai-model-registry has only the compat log.
             try:
@@ -400,6 +445,26 @@ class Registry:
         if not events and not self.storage.isdir(mkey):
             raise NotFoundError(f"model {task}/{model} not found in {self.url}; run `omrw list`", obj=f"{task}/{model}")
         return events
+
+    def _label_signers(self, mkey: str, events: list[dict]) -> None:
+        """`signed_by` of each signed event: the policy signer whose key verifies it, else why not."""
+        if not any(e.get("signature") for e in events):
+            return
+        from .governance import event_signer
+
+        lp = self.loaded_policy()
+        for e in events:
+            if not e.get("signature"):
+                continue
+            if lp is None:
+                e["signed_by"] = f"key {e['signature']['keyid'][:12]} (no policy to name it)"
+                continue
+            try:
+                ev, data = audit.read_event(self.storage, mkey, e["seq"])
+                signer = event_signer(lp.policy, ev, data, mkey)
+                e["signed_by"] = signer.label() + ("" if lp.verified else " (unverified policy)")
+            except OmrError as exc:
+                e["signed_by"] = f"INVALID: {exc}"
 
     def audit(self, task: str | None = None, model: str | None = None) -> dict:
         from .fsck import audit_registry

@@ -79,13 +79,28 @@ class Origin(BaseModel):
     captured_at: Text | None = None
 
 
+class TrustRecord(BaseModel):
+    """How a trusted policy vouched for the version (governance.TrustInfo, bounded for reading back)."""
+
+    model_config = ConfigDict(extra="forbid")
+    policy_digest: Digest
+    policy_serial: int = Field(ge=1)
+    policy_signed_by: Text | None = None
+    registered_by: Text | None = None
+    signed_by: list[Text] = Field(default_factory=list, max_length=64)
+    requested_by: Text | None = None
+    approved_by: list[Text] = Field(default_factory=list, max_length=64)
+    alias_event_seq: int | None = None
+    protected: bool = False
+
+
 class RunRecord(BaseModel):
     """One touch of one model version (resolve, verify, register, promote, lock) by one call."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     schema_: Literal["omr-run-record/1"] = Field(default=SCHEMA_ID, alias="schema")
-    kind: Literal["resolve", "verify", "register", "promote", "lock"]
+    kind: Literal["resolve", "verify", "register", "promote", "lock", "approve"]
     ref: Text
     task: Name
     model: Name
@@ -118,6 +133,7 @@ class RunRecord(BaseModel):
     actor: Text | None = Field(default=None, description="register/promote: who (as recorded in the audit event)")
     reason: Text | None = None
     origin: Origin | None = None
+    trust: TrustRecord | None = Field(default=None, description="with a trust root: signers, approvers, policy digest")
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -240,6 +256,9 @@ def make_record(kind: str, result: Any, verified: str, environ: Mapping[str, str
         file_size = next((f["size"] for f in listing if f["path"] == file), None) if file else None
     if "origin" not in extra:
         extra["origin"] = origin_of(path)
+    trust = _field(result, "trust")
+    if trust is not None and "trust" not in extra:
+        extra["trust"] = trust.model_dump(mode="json") if hasattr(trust, "model_dump") else trust
     all_hints = {k: environ[k] for k in HINT_VARS if environ.get(k)}
     all_hints.update(hints or {})
     try:

@@ -26,6 +26,9 @@ FORMATS = {
     "verify_plan": "omr_workflows.verify.report:Plan",
     "verify_shard_report": "omr_workflows.verify.report:ShardReport",
     "verify_merged_report": "omr_workflows.verify.report:MergedReport",
+    "policy": "omr_workflows.policy:Policy",
+    "trust": "omr_workflows.policy:TrustRoot",
+    "hooks": "omr_workflows.hooks:HooksConfig",
 }
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"

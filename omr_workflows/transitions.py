@@ -8,7 +8,7 @@ lost sequence race, so the state it derives is always the state it chains on.
 from __future__ import annotations
 
 from .errors import ConflictError
-from .events import ANCHOR_KINDS, STAGE_ALIASES, STAGE_ONLY, AliasState, Event
+from .events import ANCHOR_KINDS, STAGE_ALIASES, STAGE_ONLY, AliasState, Approval, Event, EventRef, PendingRequest
 
 def register_fields(last: Event | None, *, kind: str = "register", task: str, model: str, version: str,
                     digest: str, meta_sha256: str | None, manifest_sha256: str | None, set_latest: bool,
@@ -25,7 +25,7 @@ def register_fields(last: Event | None, *, kind: str = "register", task: str, mo
                 alias="latest" if set_latest else None, from_version=from_version, digest=digest,
                 meta_sha256=meta_sha256, manifest_sha256=manifest_sha256, actor=actor,
                 reason=reason or kind, ts_utc=ts, aliases=aliases, stages=dict(last.stages) if last else {},
-                digests=_live_digests(aliases, digests))
+                digests=_live_digests(aliases, digests), requests=dict(last.requests) if last else {})
 
 
 def promote_fields(last: Event | None, *, task: str, model: str, version: str, digest: str, to: str,
@@ -71,7 +71,7 @@ def promote_fields(last: Event | None, *, task: str, model: str, version: str, d
     return dict(kind="promote" if alias else "stage", task=task, model_name=model, version=version,
                 alias=alias, from_version=from_version, digest=digest, rollback=rollback, stage_moves=moves,
                 actor=actor, reason=reason, ts_utc=ts, aliases=aliases, stages=stages,
-                digests=_live_digests(aliases, digests))
+                digests=_live_digests(aliases, digests), requests=dict(last.requests) if last else {})
 
 
 def _live_digests(aliases: dict[str, AliasState], digests: dict[str, str]) -> dict[str, str]:
@@ -86,3 +86,87 @@ def anchors_of(events: list[tuple[Event, str]]) -> dict[str, tuple[Event, str]]:
         if ev.kind in ANCHOR_KINDS and ev.version not in out:
             out[ev.version] = (ev, h)
     return out
+
+
+# ---------------------------------------------------------------------- governance (docs/DESIGN.md, "Governance")
+def _carry(last: Event | None) -> dict:
+    """The state an event that moves nothing passes on."""
+    if last is None:
+        return dict(aliases={}, stages={}, digests={}, requests={})
+    return dict(aliases=dict(last.aliases), stages=dict(last.stages), digests=dict(last.digests),
+                requests=dict(last.requests))
+
+
+def pending_for(last: Event | None, alias: str, version: str) -> tuple[int, PendingRequest] | None:
+    """The pending request to move `alias` to `version`, if any (the oldest one)."""
+    for seq, req in sorted((last.requests if last else {}).items(), key=lambda kv: int(kv[0])):
+        if req.alias == alias and req.version == version:
+            return int(seq), req
+    return None
+
+
+def request_fields(last: Event | None, *, task: str, model: str, version: str, digest: str, alias: str,
+                   key_id: str, actor: str, reason: str | None, ts: str) -> dict | None:
+    """A request to move protected `alias` to `version`; None when the same request is pending."""
+    if pending_for(last, alias, version) is not None:
+        return None
+    seq = (last.seq + 1) if last else 1
+    state = _carry(last)
+    state["requests"][str(seq)] = PendingRequest(alias=alias, version=version, digest=digest, key_id=key_id, actor=actor)
+    return dict(kind="request", task=task, model_name=model, version=version, alias=alias, digest=digest,
+                actor=actor, reason=reason, ts_utc=ts, **state)
+
+
+def _pending(last: Event | None, request_seq: int, ref: str) -> PendingRequest:
+    req = (last.requests if last else {}).get(str(request_seq))
+    if req is None:
+        raise ConflictError(f"{ref}: request {request_seq} is not pending (completed, rejected or unknown); run "
+                            f"`omrw requests`", obj=ref)
+    return req
+
+
+def approve_fields(last: Event | None, *, task: str, model: str, request_seq: int, request_sha: str, key_id: str,
+                   actor: str, reason: str | None, ts: str) -> dict:
+    """One approval of a pending request; the requester and a second approval by one key are refused."""
+    ref = f"{task}/{model}"
+    req = _pending(last, request_seq, ref)
+    if key_id == req.key_id:
+        raise ConflictError(f"{ref}@{req.version}: the requester cannot approve their own request {request_seq} "
+                            f"(two-person rule)", obj=ref)
+    if any(a.key_id == key_id for a in req.approvals):
+        raise ConflictError(f"{ref}@{req.version}: request {request_seq} is already approved by this key", obj=ref)
+    seq = (last.seq + 1) if last else 1
+    state = _carry(last)
+    state["requests"][str(request_seq)] = req.model_copy(
+        update={"approvals": [*req.approvals, Approval(seq=seq, key_id=key_id, actor=actor)]})
+    return dict(kind="approve", task=task, model_name=model, version=req.version, alias=req.alias, digest=req.digest,
+                request=EventRef(seq=request_seq, sha256=request_sha), actor=actor, reason=reason, ts_utc=ts, **state)
+
+
+def reject_fields(last: Event | None, *, task: str, model: str, request_seq: int, request_sha: str,
+                  actor: str, reason: str | None, ts: str) -> dict:
+    ref = f"{task}/{model}"
+    req = _pending(last, request_seq, ref)
+    state = _carry(last)
+    del state["requests"][str(request_seq)]
+    return dict(kind="reject", task=task, model_name=model, version=req.version, alias=req.alias, digest=req.digest,
+                request=EventRef(seq=request_seq, sha256=request_sha), actor=actor, reason=reason, ts_utc=ts, **state)
+
+
+def complete_fields(last: Event | None, *, task: str, model: str, request_seq: int, request_sha: str,
+                    approvals: list[EventRef], rollback: bool, demote_to: str, actor: str, reason: str | None,
+                    ts: str) -> dict:
+    """The one promote event that moves a protected alias, naming its request and every approval."""
+    ref = f"{task}/{model}"
+    req = _pending(last, request_seq, ref)
+    fields = promote_fields(last, task=task, model=model, version=req.version, digest=req.digest, to=req.alias,
+                            rollback=rollback, demote_to=demote_to, actor=actor, reason=reason, ts=ts)
+    requests = dict(last.requests)
+    del requests[str(request_seq)]
+    return fields | dict(request=EventRef(seq=request_seq, sha256=request_sha), approvals=approvals, requests=requests)
+
+
+def sign_fields(last: Event | None, *, task: str, model: str, version: str, digest: str, key_id: str, actor: str,
+                reason: str | None, ts: str) -> dict:
+    return dict(kind="sign", task=task, model_name=model, version=version, digest=digest, key_id=key_id, actor=actor,
+                reason=reason, ts_utc=ts, **_carry(last))

@@ -17,7 +17,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 OMRW = [sys.executable, "-m", "omr_workflows.cli.main"]
 ISOLATED_VARS = ("OMR_REGISTRY", "OMNIBIOAI_MODEL_REGISTRY_ROOT", "OMR_CACHE", "OMR_VERIFY", "OMR_DEMOTE_TO",
-                 "OMR_RUN_DIR", "OMR_ENGINE", "OMR_DEBUG", "OMR_ACTOR")
+                 "OMR_RUN_DIR", "OMR_ENGINE", "OMR_DEBUG", "OMR_ACTOR", "OMR_TRUST", "OMR_SIGNING_KEY", "OMR_HOOKS",
+                 "OMR_KEY_PASSPHRASE")
 
 
 @pytest.fixture(autouse=True)

@@ -23,6 +23,12 @@ def common_parent() -> argparse.ArgumentParser:
                         "then a local folder)")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                    help="show a traceback on errors")
+    p.add_argument("--trust", metavar="FILE", default=argparse.SUPPRESS,
+                   help="trust root pinned outside the registry: only a policy it signed is obeyed, and resolve, "
+                        "verify and lock check signatures and approvals (default: $OMR_TRUST, the lock file's "
+                        "trust section, ./omr-trust.json, ~/.config/omr/trust.json; `none` turns them off)")
+    p.add_argument("--key", metavar="KEYFILE", default=argparse.SUPPRESS,
+                   help="EC P-256 private key (PEM) that signs the events this command writes ($OMR_SIGNING_KEY)")
     return p
 
 
@@ -30,10 +36,27 @@ def want_json(args) -> bool:
     return bool(getattr(args, "json", False))
 
 
-def registry(args):
+def registry(args, lock_trust=None):
     from ..registry import Registry
 
-    return Registry(getattr(args, "registry", None), trust_legacy_versions=getattr(args, "trust_legacy", None))
+    return Registry(getattr(args, "registry", None), trust_legacy_versions=getattr(args, "trust_legacy", None),
+                    trust=trust_root(args, lock_trust), signer=signing_key(args))
+
+
+def trust_root(args, lock_trust=None):
+    """The consumer's trust root, or None (then nothing is enforced at the point of use)."""
+    from ..policy import find_trust
+
+    return find_trust(getattr(args, "trust", None), lock_trust)
+
+
+def signing_key(args, option: str = "key"):
+    path = getattr(args, option, None) or (os.environ.get("OMR_SIGNING_KEY") if option == "key" else None)
+    if not path:
+        return None
+    from ..signing.keys import load_private
+
+    return load_private(path)
 
 
 def to_jsonable(data: Any) -> Any:

@@ -14,7 +14,8 @@ import sys
 from . import common
 
 COMMAND_MODULES = ("registry_cmds", "log_cmds", "verify_cmds", "provenance_cmds", "misc_cmds", "schema_cmds",
-                   "catalog_cmds")
+                   "catalog_cmds",
+                   "governance_cmds")
 
 
 def _version() -> str:

@@ -26,6 +26,8 @@ def add_parsers(sub, common) -> None:
     p.add_argument("--code", action="append", metavar="PATH", help="code dependency to digest (repeatable)")
     p.add_argument("--data", action="append", metavar="PATH", help="data dependency to digest (repeatable)")
     p.add_argument("--no-provenance", action="store_true", help="skip git/environment capture")
+    p.add_argument("--sign", metavar="KEYFILE",
+                   help="sign the version (OpenSSF model-signing bundle) and its events with this EC P-256 key")
     p.set_defaults(func=cmd_register)
 
     p = sub.add_parser("resolve", parents=[common], help="resolve a reference to an exact version")
@@ -59,6 +61,7 @@ def add_parsers(sub, common) -> None:
     p = sub.add_parser("history", parents=[common], help="the audit events of a model")
     p.add_argument("model", metavar="TASK/MODEL")
     p.add_argument("--alias", help="only events that moved this alias")
+    p.add_argument("--hooks", action="store_true", help="also show what each event's hooks did")
     p.set_defaults(func=cmd_history)
 
     p = sub.add_parser("audit", parents=[common], help="verify the tamper-evident event chain")
@@ -98,11 +101,19 @@ def cmd_register(args) -> int:
                                          params_file=args.params, creator=args.actor)
     params.update(parse_kv(args.param))
     reg = registry(args)
+    if args.sign:
+        from .common import signing_key
+
+        sign_key = signing_key(args, "sign")
+        if reg.signer is None:
+            reg.signer = sign_key
+        elif reg.signer.key_id != sign_key.key_id:
+            raise InvalidInputError("--sign and --key name different keys: give one")
     if provenance:
         capture.resolve_registry_datasets(provenance, lambda ref: reg.resolve(ref, materialize=False))
     res = reg.register(task, model, args.version, args.artifacts, metadata=metadata, params=params,
                        aliases=args.alias, set_latest=not args.no_latest, actor=args.actor,
-                       reason=args.reason, provenance=provenance)
+                       reason=args.reason, provenance=provenance, sign=bool(args.sign))
     record_touch(args, reg, "register", res.task, res.model_name, res.version, res.uri[len("omr://"):],
                  actor=args.actor,
                  reason=args.reason)
@@ -116,22 +127,43 @@ def cmd_resolve(args) -> int:
     mode = args.verify or default_verify()
     if mode not in ("none", "fast", "strict"):
         raise InvalidInputError(f"invalid $OMR_VERIFY {mode!r}: use none, fast or strict")
-    reg = registry(args)
     if args.lock:
-        from ..lockfile import resolve_locked
+        from ..lockfile import read_lock, resolve_locked
 
+        reg = registry(args, read_lock(args.lock).trust)
+        mode = _policy_verify(args, reg, mode)
         res = resolve_locked(reg, args.ref, args.lock, verify=mode)
     else:
+        reg = registry(args)
+        mode = _policy_verify(args, reg, mode)
         res = reg.resolve(args.ref, verify=mode)
     record_provenance(args, "resolve", res, mode)
     emit(args, res, res.file_path or res.path)
     return 0
 
 
+def _policy_verify(args, reg, mode: str) -> str:
+    """With a trust root and no --verify/$OMR_VERIFY, the trusted policy's default for the model."""
+    import os
+
+    if args.verify or os.environ.get("OMR_VERIFY") or reg.trust is None:
+        return mode
+    from ..refs import parse_ref
+
+    r = parse_ref(args.ref)
+    return reg.loaded_policy().policy.rule_for(r.task, r.model).verify or mode
+
+
 def cmd_promote(args) -> int:
     reg = registry(args)
     ev = reg.promote(args.ref, args.to, reason=args.reason, actor=args.actor,
                      rollback=args.rollback, demote_to=args.demote_to)
+    from ..governance import Outcome
+
+    if isinstance(ev, Outcome):
+        from .governance_cmds import emit_outcome
+
+        return emit_outcome(args, reg, ev, "promote")
     record_touch(args, reg, "promote", ev.task, ev.model_name, ev.version, args.ref, alias=args.to,
                  actor=ev.actor, reason=args.reason)
 
@@ -190,9 +222,16 @@ def cmd_show(args) -> int:
 
 def cmd_history(args) -> int:
     task, model = _split_model(args.model)
-    events = registry(args).history(task, model)
+    reg = registry(args)
+    events = reg.history(task, model)
     if args.alias:
         events = [e for e in events if e.get("alias") == args.alias]
+    if args.hooks:
+        from ..hooks_run import hook_log
+
+        for e in events:
+            if isinstance(e.get("seq"), int) and e.get("kind") != "legacy":
+                e["hooks"] = hook_log(reg, task, model, e["seq"])
 
     def human() -> str:
         out = []
@@ -200,6 +239,13 @@ def cmd_history(args) -> int:
             arrow = f"{e.get('from_version') or '-'} -> {e['version']}" if e.get("alias") else e["version"]
             what = e.get("alias") or ",".join(f"{v}->{s}" for v, s in (e.get("stage_moves") or {}).items())
             flag = " [rollback]" if e.get("rollback") else ""
+            if e.get("request"):
+                flag += f" (request {e['request']['seq']}" + (f", {len(e['approvals'])} approvals" if e.get("approvals")
+                                                               else "") + ")"
+            if e.get("signed_by"):
+                flag += f" signed by {e['signed_by']}"
+            for h in e.get("hooks") or []:
+                flag += f" [hook {h.get('hook', '?')}: {'ok' if h.get('ok') else 'FAILED ' + str(h.get('error'))}]"
             # One event, one line: every value is escaped, so a newline in a reason cannot forge a line.
             out.append(safe_text(f"{str(e.get('seq', '-')):>4} {e.get('ts_utc', '')} {str(e.get('kind', '')):8} "
                                  f"{str(what):12} {arrow}  by {e.get('actor')}{flag}  {e.get('reason') or ''}"))
@@ -222,7 +268,15 @@ def cmd_audit(args) -> int:
             emit(args, result)
             return IntegrityError.exit_code
         raise IntegrityError("audit failed: " + "; ".join(result["problems"]))
-    emit(args, result, f"audit ok: {len(result['models'])} model(s), chains intact")  # problems: main._fail escapes
+    def human() -> str:
+        lines = [f"audit ok: {len(result['models'])} model(s), chains intact"]  # problems: main._fail escapes
+        for name, sig in (result.get("signatures") or {}).items():
+            if sig.get("signed") or sig.get("unsigned") and sig.get("policy"):
+                lines.append(safe_text(f"  {name}: {sig['signed']} signed event(s), {len(sig['unsigned'])} unsigned, "
+                                       f"{len(sig['unknown_key'])} by unknown keys (policy {sig.get('policy')})"))
+        return "\n".join(lines)
+
+    emit(args, result, human)
     return 0
 
 

@@ -24,10 +24,10 @@ import xxhash
 
 from ..transitions import anchors_of
 from ..constants import MANIFEST_NAME, META_NAME, REMOTE_DATA_DIR, SHA256SUMS_NAME
-from ..errors import IntegrityError, InvalidInputError, NotFoundError, OmrError
+from ..errors import IntegrityError, InvalidInputError, NotFoundError, OmrError, TrustError
 from ..hashing import sha256_hex
 from ..manifest import parse_manifest
-from ..refs import parse_model_key, parse_ref
+from ..refs import Ref, parse_model_key, parse_ref
 from .plan import NO_EXTRA, VersionInput, make_plan
 from .report import Issue, Plan, ShardReport, Unit, UnitResult, failures_of, version_results
 
@@ -75,6 +75,8 @@ def select(reg, refs: Sequence[str] = (), all_versions: bool = False,
             selection.append(str(ref))
             try:
                 version = reg.resolve(ref, materialize=False).version
+            except TrustError:
+                raise  # the trusted policy refuses it: never verified as if it were a plain version
             except IntegrityError:
                 # A damaged manifest is a finding to report, not a reason to stop.
                 if ref.selector_is_digest or not reg.storage.isdir(layout.version_key(ref.task, ref.model, ref.selector)):
@@ -189,6 +191,10 @@ def build_plan(reg, *, refs: Sequence[str] = (), all_versions: bool = False, mod
     if mode not in ("fast", "strict"):
         raise InvalidInputError(f"invalid verify mode {mode!r}: use fast or strict")
     selection, targets = select(reg, refs, all_versions, model)
+    if reg.trust is not None:
+        # The point of use: every version verified must be one the trusted policy vouches for.
+        for task, name, version in targets:
+            reg.resolve(Ref(task, name, version), materialize=False)
     versions = gather(reg, targets)
     return make_plan(versions, registry=reg.storage.url, selection=selection, mode=mode, shards=shards)
 
