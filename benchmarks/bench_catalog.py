@@ -138,7 +138,7 @@ def main() -> int:
                                               str(site), "--json"], env=env, capture_output=True, check=True))
         written = len(json.loads(p.stdout)["written"])
         rows_out.append((f"`omrw catalog -o DIR` (new process, {written} pages written)", t, TARGET_S))
-        size = (cache.glob("catalog/*/catalog-v1.json").__next__()).stat().st_size
+        size = sum(p.stat().st_size for p in cache.glob("catalog/*/catalog-v1/*.json"))
     finally:
         if not args.dir:
             shutil.rmtree(work, ignore_errors=True)

@@ -17,7 +17,7 @@ from .errors import InvalidInputError
 from .refs import parse_ref
 
 _OWN_META = ("task", "model_name", "version", "created_at")
-BASE_KEYS = ("version", "stage", "aliases", "digest", "size", "created_at")
+BASE_KEYS = ("version", "stage", "aliases", "digest", "size", "created_at", "created_by")
 
 
 def _norm(v: Any) -> str:

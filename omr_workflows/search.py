@@ -239,10 +239,24 @@ def field_value(row: dict, field: str) -> Any:
         if field in RESERVED:
             v = row.get(field, MISSING)
             return MISSING if v is None and field == "description" else v
-        return _path(row.get("meta") or {}, field)
+        v = _path(row.get("meta") or {}, field)
+        return _own_meta(row, field) if v is MISSING and field in _OWN_META else v
     if head in PREFIXES:
-        return _path(row.get(head) or {}, rest)
+        v = _path(row.get(head) or {}, rest)
+        if v is MISSING and head == "meta" and rest in _OWN_META:
+            return _own_meta(row, rest)
+        return v
     return _path(row.get("meta") or {}, field)
+
+
+# model_meta.json keys omrw writes itself: the index keeps them as row fields only
+_OWN_META = {"task": "task", "model_name": "model", "version": "version", "created_at": "created_at",
+             "created_by": "created_by"}
+
+
+def _own_meta(row: dict, key: str) -> Any:
+    v = row.get(_OWN_META[key])
+    return MISSING if v is None else v
 
 
 def _path(obj: Any, path: str) -> Any:

@@ -355,8 +355,18 @@ def render_model(entry: dict) -> bytes:
 
 
 def _model_text(entry: dict) -> str:
-    text = " ".join(r.get("text", "") for r in reversed(entry["versions"]))
-    return (f"{entry['task']}/{entry['model']} " + text)[:MAX_MODEL_TEXT].lower()
+    """What the index page's filter box searches: the distinct words of the model's versions
+    (newest first: names, stage, aliases, metadata and params values, model card), bounded."""
+    seen: dict[str, None] = {f"{entry['task']}/{entry['model']}": None}
+    size = 0
+    for r in reversed(entry["versions"]):
+        for w in r.get("text", "").split():
+            if w not in seen:
+                seen[w] = None
+                size += len(w) + 1
+                if size > MAX_MODEL_TEXT:
+                    return " ".join(seen)[:MAX_MODEL_TEXT]
+    return " ".join(seen)
 
 
 def render_index(entries: list[dict], registry: str) -> bytes:

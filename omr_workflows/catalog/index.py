@@ -1,7 +1,8 @@
 """The derived catalog index that `omrw search`, `omrw compare` and `omrw catalog` read.
 
-Where: `<cache>/catalog/<sha256(registry)[:32]>/catalog-v1.json`, `<cache>` being `$OMR_CACHE`,
-else `$XDG_CACHE_HOME/omr-workflows` (constants.cache_dir). It lives in the reader's cache, not
+Where: `<cache>/catalog/<sha256(registry)[:32]>/catalog-v1/<xx>.json`, 256 shards by the first
+two hex digits of sha256(TASK/MODEL), `<cache>` being `$OMR_CACHE`, else
+`$XDG_CACHE_HOME/omr-workflows` (constants.cache_dir). It lives in the reader's cache, not
 in the registry, so a reader never writes the registry (and needs no write access to it).
 
 What: one entry per model, keyed by the model's `audit/head.json` (`seq`, `sha256`). Each run
@@ -13,15 +14,21 @@ and its entry replaced. Models no longer listed are dropped. The index is theref
 trusted over the log: it is only a memo of what the log said at a given head. What it cannot
 see without reading everything: bytes of a version removed by hand behind the log's back
 (`omrw audit` names those). The file is written atomically (temp + os.replace) and only when
-an entry changed; a damaged or foreign index is ignored and rebuilt.
+an entry changed, shard by shard (one new version rewrites one shard); a damaged or foreign
+shard is ignored and rebuilt. Local registries are scanned from each task's folder fd with
+O_NOFOLLOW at every step (`_fast_heads`); anything unusual there means "re-read this model".
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import gc
 import os
+import re
+import stat
 import tempfile
+from ..events import STATE_FIELDS
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +37,8 @@ from ..bounds import MAX_INPUT_BYTES, MAX_META_BYTES, load_json_bounded
 from ..constants import META_NAME, cache_dir
 from ..errors import InvalidInputError, NotFoundError, OmrError
 
-FORMAT = "omr-catalog-index/1"
-INDEX_NAME = "catalog-v1.json"
+FORMAT = "omr-catalog-index/2"
+INDEX_NAME = "catalog-v1"
 CARD_NAME = "model_card.md"
 METRICS_NAME = "metrics.json"
 MAX_CARD_BYTES = 256 * 1024
@@ -45,6 +52,10 @@ def index_path(url: str) -> Path:
         ident = os.path.realpath(url)
     h = hashlib.sha256(ident.encode("utf-8", "surrogatepass")).hexdigest()[:32]
     return cache_dir() / "catalog" / h / INDEX_NAME
+
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 def _head_key(storage, mkey: str) -> list | None:
@@ -61,6 +72,82 @@ def _head_key(storage, mkey: str) -> list | None:
     except (OmrError, ValueError):
         return None
     return [head.seq, head.sha256]
+
+
+def _parse_head(data: bytes) -> list | None:
+    try:
+        obj = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(obj, dict) or set(obj) != {"seq", "sha256"}:
+        return None
+    seq, sha = obj["seq"], obj["sha256"]
+    if type(seq) is not int or not 1 <= seq < 10**10 or not isinstance(sha, str) or not _HEX64.fullmatch(sha):
+        return None
+    return [seq, sha]
+
+
+def _at(name: str, dir_fd: int, flags: int) -> int | None:
+    try:
+        return os.open(name, flags | _NOFOLLOW, dir_fd=dir_fd)
+    except OSError:
+        return None
+
+
+def _fast_heads(storage, task: str, models: list[str]) -> dict[str, list | None]:
+    """Local registries: every model's head key of one task, walking from the task's `models`
+    folder fd with O_NOFOLLOW at each step (a symlink or anything odd gives None: re-read
+    through the Registry, which reports it). Other storages: `_head_key` per model."""
+    out: dict[str, list | None] = {}
+    open_dir = getattr(storage, "_open_dir", None)
+    base = open_dir(layout.models_key(task)) if (storage.is_local and open_dir) else None
+    if base is None:
+        return {m: _head_key(storage, layout.model_key(task, m)) for m in models}
+    dflags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+    try:
+        for m in models:
+            out[m] = None
+            mfd = _at(m, base, dflags)
+            if mfd is None:
+                continue
+            try:
+                afd = _at("audit", mfd, dflags)
+            finally:
+                os.close(mfd)
+            if afd is None:
+                continue
+            try:
+                hfd = _at("head.json", afd, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+                if hfd is None:
+                    continue
+                try:
+                    st = os.fstat(hfd)
+                    if not stat.S_ISREG(st.st_mode) or st.st_size > 4096:
+                        continue
+                    key = _parse_head(os.read(hfd, 4097))
+                finally:
+                    os.close(hfd)
+                if key is None:
+                    continue
+                efd = _at("events", afd, dflags)
+                if efd is None:
+                    continue
+                try:
+                    try:
+                        os.lstat(f"{key[0] + 1:010d}.json", dir_fd=efd)
+                        continue  # an event after the head: lagging head, re-read
+                    except FileNotFoundError:
+                        pass
+                    except OSError:
+                        continue
+                finally:
+                    os.close(efd)
+                out[m] = key
+            finally:
+                os.close(afd)
+    finally:
+        os.close(base)
+    return out
 
 
 def _flat(obj: Any, prefix: str = "", out: dict | None = None, depth: int = 0) -> dict:
@@ -114,7 +201,8 @@ def version_record(reg, task: str, model: str, v, last) -> dict:
         except InvalidInputError:
             raw = None
     raw = raw if isinstance(raw, dict) else {}
-    meta = {k: val for k, val in raw.items() if k not in ("params", "provenance")}
+    # omrw's own keys are row fields already (search maps meta.task etc. to them): not stored twice
+    meta = {k: val for k, val in raw.items() if k not in ("params", "provenance") + OWN_META}
     nested = raw.get("metadata")
     if isinstance(nested, dict):
         for k, val in nested.items():
@@ -166,8 +254,19 @@ def version_record(reg, task: str, model: str, v, last) -> dict:
     return rec
 
 
+KEEP = ("task", "model", "version", "seq", "digest", "stage")
+OWN_META = ("task", "model_name", "version", "created_at", "created_by")
+
+
+def _compact(d: dict) -> dict:
+    """Drop empty values (None, False, [], {}, ""): readers default them; the index stays small."""
+    return {k: v for k, v in d.items() if k in KEEP or (v is not None and v is not False and v != [] and v != {}
+                                                         and v != "")}
+
+
 def _text(rec: dict) -> str:
-    parts = [f"{rec['task']}/{rec['model']}", rec["version"], rec.get("stage") or "", " ".join(rec.get("aliases", []))]
+    parts = [f"{rec['task']}/{rec['model']}", rec["version"], rec.get("stage") or "", " ".join(rec.get("aliases", [])),
+             rec.get("created_by") or ""]
     budget = [MAX_TEXT_CHARS]
     _values_text(rec.get("meta"), parts, budget)
     _values_text(rec.get("params"), parts, budget)
@@ -179,14 +278,14 @@ def _text(rec: dict) -> str:
 def _timeline(events: list[dict]) -> list[dict]:
     out = []
     for e in events:
-        out.append({
+        out.append(_compact({
             "seq": e.get("seq"), "kind": e.get("kind"), "version": e.get("version"), "alias": e.get("alias"),
             "from_version": e.get("from_version"), "actor": e.get("actor"), "reason": e.get("reason"),
             "ts_utc": e.get("ts_utc"), "stage_moves": e.get("stage_moves") or {}, "rollback": e.get("rollback", False),
             "signed_by": e.get("signed_by"),
             "request": (e.get("request") or {}).get("seq") if isinstance(e.get("request"), dict) else None,
             "approvals": [a.get("seq") for a in (e.get("approvals") or []) if isinstance(a, dict)],
-        })
+        }))
     return out
 
 
@@ -200,7 +299,7 @@ def model_entry(reg, task: str, model: str, key: list | None) -> dict:
         if last is not None and last.seq != tail_seq:
             last = reg.state(task, model)
         anchors = transitions.anchors_of(events)
-        history = [ev.model_dump(exclude={"aliases", "stages", "digests", "requests"}) | {"sha256": h}
+        history = [ev.model_dump(exclude=STATE_FIELDS) | {"sha256": h}
                    for ev, h in events]
         if any(e.get("signature") for e in history) and hasattr(reg, "_label_signers"):
             reg._label_signers(layout.model_key(task, model), history)  # `signed_by`, as `omrw history` shows it
@@ -223,7 +322,7 @@ def model_entry(reg, task: str, model: str, key: list | None) -> dict:
                 r["approved_by"].append(e["actor"])
         for r in recs:
             r["text"] = _text(r)
-        entry["versions"] = recs
+        entry["versions"] = [_compact(r) for r in recs]
         entry["aliases"] = {a: s.version for a, s in (last.aliases.items() if last else [])}
         entry["stages"] = dict(last.stages) if last else {}
         entry["timeline"] = _timeline(history)
@@ -233,16 +332,34 @@ def model_entry(reg, task: str, model: str, key: list | None) -> dict:
     return entry
 
 
-def _load(path: Path, url: str) -> dict:
+SHARDS = 256
+
+
+def _shard(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()[:2]
+
+
+def _load(folder: Path, url: str) -> dict[str, dict]:
+    """{shard: {TASK/MODEL: entry}}; a damaged, foreign or missing shard is empty (rebuilt)."""
+    out: dict[str, dict] = {}
     try:
-        with open(path, "rb") as f:
-            data = json.load(f)
-    except (OSError, ValueError, RecursionError):
-        return {}
-    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("registry") != url:
-        return {}
-    models = data.get("models")
-    return models if isinstance(models, dict) else {}
+        names = os.listdir(folder)
+    except OSError:
+        return out
+    for n in names:
+        if not re.fullmatch(r"[0-9a-f]{2}\.json", n):
+            continue
+        try:
+            with open(folder / n, "rb") as f:
+                data = json.load(f)
+        except (OSError, ValueError, RecursionError):
+            continue
+        if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("registry") != url:
+            continue
+        models = data.get("models")
+        if isinstance(models, dict):
+            out[n[:2]] = models
+    return out
 
 
 def _save(path: Path, url: str, models: dict) -> None:
@@ -263,17 +380,30 @@ def _save(path: Path, url: str, models: dict) -> None:
 
 def load_models(reg, task: str | None = None, stats: dict | None = None) -> list[dict]:
     """Every model entry of the registry (sorted by TASK/MODEL), from the index, refreshed."""
-    path = index_path(reg.url)
-    cached = _load(path, reg.url)
+    enabled = gc.isenabled()
+    gc.disable()  # millions of small objects: the collector would run hundreds of times for nothing
+    try:
+        return _load_models(reg, task, stats)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _load_models(reg, task: str | None, stats: dict | None) -> list[dict]:
+    folder = index_path(reg.url)
+    shards = _load(folder, reg.url)
+    cached = {k: v for sh in shards.values() for k, v in sh.items()}
     fresh: dict = {}
-    changed = False
+    dirty: set[str] = set()
     reread = 0
     for t in sorted(reg.tasks()):
         if task is not None and t != task:
             continue
-        for m in sorted(reg.models(t)):
+        models = sorted(reg.models(t))
+        keys = _fast_heads(reg.storage, t, models)
+        for m in models:
             name = f"{t}/{m}"
-            key = _head_key(reg.storage, layout.model_key(t, m))
+            key = keys.get(m)
             old = cached.get(name)
             if (key is not None and isinstance(old, dict) and old.get("key") == key and not old.get("error")
                     and old.get("task") == t and old.get("model") == m):
@@ -281,22 +411,20 @@ def load_models(reg, task: str | None = None, stats: dict | None = None) -> list
                 continue
             fresh[name] = model_entry(reg, t, m, key)
             reread += 1
-            changed = True
-    if task is not None:
-        merged = {k: v for k, v in cached.items() if not k.startswith(f"{task}/")}
-        merged.update(fresh)
-        changed = changed or any(k.startswith(f"{task}/") and k not in fresh for k in cached)
-        to_save = merged
-    else:
-        changed = changed or set(cached) != set(fresh)
-        to_save = fresh
-    if changed:
+            dirty.add(_shard(name))
+    gone = [k for k in cached if k not in fresh and (task is None or k.startswith(f"{task}/"))]
+    dirty.update(_shard(k) for k in gone)
+    saved = 0
+    for sh in sorted(dirty):
+        content = {k: v for k, v in shards.get(sh, {}).items() if k not in gone}
+        content.update({k: v for k, v in fresh.items() if _shard(k) == sh})
         try:
-            _save(path, reg.url, to_save)
+            _save(folder / f"{sh}.json", reg.url, content)
+            saved += 1
         except OSError:
             pass  # a read-only cache: work from memory
     if stats is not None:
-        stats.update(models=len(fresh), reread=reread, index=str(path), saved=changed)
+        stats.update(models=len(fresh), reread=reread, index=str(folder), saved=saved)
     return [fresh[k] for k in sorted(fresh)]
 
 

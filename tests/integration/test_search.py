@@ -162,7 +162,7 @@ def test_compare(reg):
     assert "meta.framework" not in data["differs"] and "metrics.shipped_only" not in data["differs"]
     p = run_omrw("compare", "ct/pbmc@v1", "ct/pbmc@v2", "ct/lung@v1", env=env, check=True)
     assert "* metrics.auc" in p.stdout and "* meta.framework" in p.stdout
-    assert "meta.created_by" in p.stdout and "* meta.created_by" not in p.stdout
+    assert "created_by" in p.stdout and "* created_by" not in p.stdout
     assert "keys differ" in p.stdout
     p = run_omrw("compare", "ct/pbmc@v1", "--json", env=env)
     assert p.returncode == 2
@@ -175,7 +175,7 @@ def test_stale_index_is_refreshed_after_register(tmp_path):
     _register(tmp_path, env, "ct/fresh", "v1", {"framework": "jax"}, ["lr=1"])
     first = run_omrw("search", "--where", "framework=jax", "--json", env=env, check=True).json
     assert [r["ref"] for r in first] == ["ct/fresh@v1"]
-    index = list(Path(env["OMR_CACHE"]).glob("catalog/*/catalog-v1.json"))
+    index = list(Path(env["OMR_CACHE"]).glob("catalog/*/catalog-v1/*.json"))
     assert len(index) == 1
     mtime = index[0].stat().st_mtime_ns
     # an unchanged registry: the index is not rewritten
