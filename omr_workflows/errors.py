@@ -49,6 +49,10 @@ class NotFoundError(OmrError, LookupError):
     exit_code = 3
 
 
+class RetiredError(NotFoundError):
+    """The version was retired (and maybe pruned): its record stays, its bytes are not served."""
+
+
 class ConflictError(OmrError):
     """The write would change something immutable (version exists, lock drift)."""
 

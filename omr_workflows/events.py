@@ -19,10 +19,13 @@ STAGES = ("development", "staging", "production", "archived")
 STAGE_ALIASES = {"staging": "staging", "production": "production"}
 STAGE_ONLY = ("development", "archived")
 ANCHOR_KINDS = ("register", "adopt")
-EVENT_KINDS = ("register", "adopt", "promote", "stage", "request", "approve", "reject", "sign")
+EVENT_KINDS = ("register", "adopt", "promote", "stage", "request", "approve", "reject", "sign", "deprecate", "retire",
+               "prune")
 #: DSSE payload type of an event signature (docs/DESIGN.md, "Governance").
 EVENT_PAYLOAD_TYPE = "application/vnd.omr.event.v1+json"
 KEYID_PATTERN = r"^[0-9a-f]{64}$"
+#: The state every event carries (readers need only the newest); left out when an event is shown.
+STATE_FIELDS = frozenset({"aliases", "stages", "digests", "requests", "lifecycle"})
 DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
 HEX_PATTERN = r"^[0-9a-f]{64}$"
 MAX_TEXT = 4096
@@ -65,6 +68,23 @@ class PendingRequest(BaseModel):
     approvals: list[Approval] = Field(default_factory=list, max_length=256)
 
 
+class Lifecycle(BaseModel):
+    """A version's retirement so far (part of the state): deprecated, retired, or retired and its
+    bytes pruned. Its manifest, events and signatures stay, so old references get a clear answer."""
+
+    model_config = ConfigDict(extra="forbid")
+    state: Literal["deprecated", "retired", "pruned"]
+    seq: int = Field(ge=1, lt=10**10, description="the event that set this state")
+    ts_utc: str = Field(max_length=64)
+    actor: str = Field(max_length=MAX_TEXT)
+    reason: str | None = Field(default=None, max_length=MAX_TEXT)
+    retired_seq: int | None = Field(default=None, description="pruned: the retire event before it")
+
+    def describe(self, ref: str) -> str:
+        what = {"deprecated": "deprecated", "retired": "retired", "pruned": "retired (its files were removed)"}[self.state]
+        return f"{ref} was {what} on {self.ts_utc[:10]} by {self.actor}: {self.reason or 'no reason given'}"
+
+
 class EventSignature(BaseModel):
     """DSSE signature (keyid, base64 sig) over PAE(EVENT_PAYLOAD_TYPE, `Event.signed_bytes()`)."""
 
@@ -79,7 +99,8 @@ class Event(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     seq: int = Field(ge=1, lt=10**10)
-    kind: Literal["register", "adopt", "promote", "stage", "request", "approve", "reject", "sign"]
+    kind: Literal["register", "adopt", "promote", "stage", "request", "approve", "reject", "sign", "deprecate", "retire",
+                  "prune"]
     task: Name
     model_name: Name
     version: Name
@@ -108,6 +129,8 @@ class Event(BaseModel):
     key_id: str | None = Field(default=None, pattern=KEYID_PATTERN, description="sign: the key of the new signature")
     requests: dict[str, PendingRequest] = Field(default_factory=dict, description="pending requests after this event, "
                                                 "by the seq of the request event")
+    lifecycle: dict[Name, Lifecycle] = Field(default_factory=dict, description="deprecated/retired/pruned versions "
+                                             "after this event")
     signature: EventSignature | None = None
 
     def to_bytes(self) -> bytes:

@@ -13,6 +13,7 @@ and the event that registered the version. A rewrite must forge a signature to p
 
 from __future__ import annotations
 
+from .events import STATE_FIELDS
 from pydantic import BaseModel, Field
 
 from . import audit, layout, transitions
@@ -311,7 +312,7 @@ def request_or_complete(reg, lp: LoadedPolicy, rule: Rule, task: str, model: str
             event, sha = audit.append(reg.storage, mkey, build, signer=reg.signer)
             reg.committed(mkey, event, sha, [])
             out.events.append(event.seq)
-            out.event = event.model_dump(mode="json", exclude={"aliases", "stages", "digests", "requests"})
+            out.event = event.model_dump(mode="json", exclude=STATE_FIELDS)
             last = event
         except audit.NoChange as nc:
             last = nc.last
@@ -347,7 +348,7 @@ def _complete_if_ready(reg, lp, rule, task, model, found, out: Outcome, *, actor
         return out
     reg.committed(mkey, event, sha, [event.alias])
     out.events.append(event.seq)
-    out.event = event.model_dump(mode="json", exclude={"aliases", "stages", "digests", "requests"})
+    out.event = event.model_dump(mode="json", exclude=STATE_FIELDS)
     out.moved = True
     out.approvals = len(event.approvals)
     return out
@@ -390,7 +391,7 @@ def approve(reg, lp: LoadedPolicy, task: str, model: str, version: str, alias: s
     event, sha = audit.append(reg.storage, mkey, build, signer=reg.signer)
     reg.committed(mkey, event, sha, [])
     out = Outcome(ref=ref, alias=alias, version=version, required=rule.approvals_required, events=[event.seq],
-                  event=event.model_dump(mode="json", exclude={"aliases", "stages", "digests", "requests"}))
+                  event=event.model_dump(mode="json", exclude=STATE_FIELDS))
     found = (req_seq, event.requests[str(req_seq)])
     return _complete_if_ready(reg, lp, rule, task, model, found, out, actor=actor, reason=reason, rollback=rollback,
                               demote_to=demote_to)
@@ -412,7 +413,7 @@ def reject(reg, lp: LoadedPolicy, task: str, model: str, version: str, alias: st
     event, sha = audit.append(reg.storage, mkey, build, signer=reg.signer)
     reg.committed(mkey, event, sha, [])
     return Outcome(ref=ref, alias=alias, version=version, request_seq=req_seq, events=[event.seq],
-                   event=event.model_dump(mode="json", exclude={"aliases", "stages", "digests", "requests"}))
+                   event=event.model_dump(mode="json", exclude=STATE_FIELDS))
 
 
 def pending_requests(reg, lp: LoadedPolicy | None, task: str, model: str) -> list[dict]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 
+from .events import STATE_FIELDS
 from . import layout
 from .errors import OmrError
 
@@ -43,7 +44,7 @@ def run_for_event(reg, mkey: str, event) -> list:
     from .hooks import HookResult, run_hooks
 
     ref = f"{event.task}/{event.model_name}"
-    body = event.model_dump(mode="json", exclude={"aliases", "stages", "digests", "requests"})
+    body = event.model_dump(mode="json", exclude=STATE_FIELDS)
     results = run_hooks(hooks, kind=event.kind, ref=ref, seq=event.seq, event=body, registry=reg.url)
     if results:
         import json

@@ -60,6 +60,7 @@ def register(
     reason: str | None = None,
     provenance: dict[str, Any] | None = None,
     sign: bool = False,
+    card: str | os.PathLike | None = None,
 ) -> RegisterResult:
     """Copy `artifacts` into a new immutable version, hashing every byte once.
 
@@ -83,6 +84,7 @@ def register(
     ref = f"{task}/{model}@{version}"
     _policy_allows(reg, task, model, sign)
     sources, shipped_meta, shipped_sums = scan_artifacts(Path(artifacts))
+    card_bytes = _read_card(card, sources) if card else None
     meta = build_meta(task, model, version, shipped_meta, metadata, params, actor, provenance)
     last, _ = audit.tail(reg.storage, mkey)  # refuses early when head and tail disagree
     if _on_storage(reg, vkey) and reg._anchor(mkey, version, last.seq if last else 0, None) is not None:
@@ -98,6 +100,8 @@ def register(
                 raise IntegrityError(f"artifact {src.rel} changed size while being registered")
             entries.append(_entry(src.rel, h))
             crash_point("copy")
+        if card_bytes is not None:
+            entries.append(_write_small(stage, CARD_NAME, card_bytes))
         if shipped_sums is not None:
             check_shipped_sums(shipped_sums, entries)
         content = Content(files=sorted(entries, key=lambda e: e.path))
@@ -259,6 +263,23 @@ def adopt(reg, ref: str | Ref, reason: str, actor: str | None = None) -> Event:
         raise IntegrityError(f"{v.ref} changed while being adopted; run `omrw audit`", obj=v.ref)
     reg.committed(mkey, event, sha, [])
     return event
+
+
+CARD_NAME = "model_card.md"
+
+
+def _read_card(path, sources) -> bytes:
+    """`--card FILE`: a Markdown model card stored as the version's `model_card.md` (one of its files)."""
+    from .bounds import read_bounded
+
+    if any(src.rel == CARD_NAME for src in sources):
+        raise InvalidInputError(f"--card: the artifacts already hold a {CARD_NAME}; give one or the other")
+    data = read_bounded(str(path), "--card", max_bytes=1 << 20)
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInputError(f"--card {path}: not UTF-8 text") from None
+    return data
 
 
 def _policy_allows(reg, task: str, model: str, sign: bool, action: str = "register") -> None:

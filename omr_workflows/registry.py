@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from .events import STATE_FIELDS
 from pathlib import Path
 from typing import Any, Literal
 
@@ -56,6 +57,7 @@ class ResolveResult(BaseModel):
     alias_updated_at: str | None = None
     alias_event_seq: int | None = None
     trust: "TrustInfo | None" = Field(default=None, description="how a trusted policy vouched for it (with a trust root)")
+    deprecated: str | None = Field(default=None, description="why, when and by whom the version was deprecated")
 
 
 from .governance import TrustInfo  # noqa: E402
@@ -228,6 +230,17 @@ class Registry:
                 kind, version, alias_ts = "alias", pointer.version, pointer.updated_at
             else:
                 kind, version = "version", r.selector
+        gone = last.lifecycle.get(version) if last else None
+        if gone is not None and gone.state != "deprecated":
+            from .errors import RetiredError
+
+            raise RetiredError(gone.describe(f"{r.model_key}@{version}") + (f" (asked for as {r})" if kind != "version"
+                                                                           else ""), obj=str(r))
+        if gone is not None and os.environ.get("OMR_REFUSE_DEPRECATED", "").strip() not in ("", "0"):
+            from .errors import ConflictError
+
+            raise ConflictError(gone.describe(f"{r.model_key}@{version}") + " ($OMR_REFUSE_DEPRECATED refuses it)",
+                                obj=str(r))
         try:
             v = self.version(r.task, r.model, version, tail_seq=tail_seq)
         except NotFoundError:
@@ -265,6 +278,7 @@ class Registry:
             registry=self.url, verified=verify, legacy=v.legacy, anchored=v.anchored,
             anchor_seq=v.anchor.seq if v.anchor else None,
             alias_updated_at=alias_ts, alias_event_seq=alias_seq, trust=trust_info,
+            deprecated=gone.describe(f"{r.model_key}@{version}") if gone is not None else None,
         )
 
     def _by_digest(self, r: Ref, mkey: str) -> str:
@@ -400,10 +414,12 @@ class Registry:
                 for alias, st in (last.aliases.items() if last else []):
                     by_version.setdefault(st.version, []).append(alias)
                 for v in self.versions(t, m):
+                    life = last.lifecycle.get(v) if last else None
                     rows.append({
                         "task": t, "model": m, "version": v,
                         "stage": (last.stages.get(v, "development") if last else "development"),
                         "aliases": sorted(by_version.get(v, [])),
+                        "lifecycle": life.state if life else None,
                     })
         return rows
 
@@ -419,17 +435,26 @@ class Registry:
         except NotFoundError:
             meta = None  # a planted symlink or FIFO is an IntegrityError, not an absent file
         last = self.state(res.task, res.model)
+        card = None
+        if any(f["path"] == "model_card.md" for f in files):
+            try:
+                card = self.storage.read_bytes(f"{v.data_key}/model_card.md")[: 1 << 20].decode("utf-8", "replace")
+            except OmrError:
+                card = None
+        life = last.lifecycle.get(res.version) if last else None
         return {
             "resolve": res.model_dump(),
             "stage": last.stages.get(res.version, "development") if last else "development",
             "aliases": sorted(a for a, s in (last.aliases.items() if last else []) if s.version == res.version),
             "files": files,
             "meta": meta,
+            "card": card,
+            "lifecycle": life.describe(v.ref) if life else None,
         }
 
     def history(self, task: str, model: str) -> list[dict]:
         mkey = layout.model_key(task, model)
-        events = [ev.model_dump(exclude={"aliases", "stages", "digests", "requests"}) | {"sha256": h}
+        events = [ev.model_dump(exclude=STATE_FIELDS) | {"sha256": h}
                   for ev, h in audit.load_events(self.storage, mkey)]
         self._label_signers(mkey, events)
         if not events:

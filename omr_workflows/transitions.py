@@ -8,7 +8,8 @@ lost sequence race, so the state it derives is always the state it chains on.
 from __future__ import annotations
 
 from .errors import ConflictError
-from .events import ANCHOR_KINDS, STAGE_ALIASES, STAGE_ONLY, AliasState, Approval, Event, EventRef, PendingRequest
+from .events import (ANCHOR_KINDS, STAGE_ALIASES, STAGE_ONLY, AliasState, Approval, Event, EventRef, Lifecycle,
+                     PendingRequest)
 
 def register_fields(last: Event | None, *, kind: str = "register", task: str, model: str, version: str,
                     digest: str, meta_sha256: str | None, manifest_sha256: str | None, set_latest: bool,
@@ -25,7 +26,8 @@ def register_fields(last: Event | None, *, kind: str = "register", task: str, mo
                 alias="latest" if set_latest else None, from_version=from_version, digest=digest,
                 meta_sha256=meta_sha256, manifest_sha256=manifest_sha256, actor=actor,
                 reason=reason or kind, ts_utc=ts, aliases=aliases, stages=dict(last.stages) if last else {},
-                digests=_live_digests(aliases, digests), requests=dict(last.requests) if last else {})
+                digests=_live_digests(aliases, digests), requests=dict(last.requests) if last else {},
+                lifecycle=dict(last.lifecycle) if last else {})
 
 
 def promote_fields(last: Event | None, *, task: str, model: str, version: str, digest: str, to: str,
@@ -37,6 +39,9 @@ def promote_fields(last: Event | None, *, task: str, model: str, version: str, d
     alias cannot be moved to another stage (development, staging, archived) while it holds it.
     """
     ref = f"{task}/{model}@{version}"
+    gone = (last.lifecycle if last else {}).get(version)
+    if gone is not None and gone.state != "deprecated":
+        raise ConflictError(f"{gone.describe(ref)}; a retired version cannot be promoted", obj=ref)
     aliases = dict(last.aliases) if last else {}
     stages = dict(last.stages) if last else {}
     digests = dict(last.digests) if last else {}
@@ -71,7 +76,8 @@ def promote_fields(last: Event | None, *, task: str, model: str, version: str, d
     return dict(kind="promote" if alias else "stage", task=task, model_name=model, version=version,
                 alias=alias, from_version=from_version, digest=digest, rollback=rollback, stage_moves=moves,
                 actor=actor, reason=reason, ts_utc=ts, aliases=aliases, stages=stages,
-                digests=_live_digests(aliases, digests), requests=dict(last.requests) if last else {})
+                digests=_live_digests(aliases, digests), requests=dict(last.requests) if last else {},
+                lifecycle=dict(last.lifecycle) if last else {})
 
 
 def _live_digests(aliases: dict[str, AliasState], digests: dict[str, str]) -> dict[str, str]:
@@ -92,9 +98,9 @@ def anchors_of(events: list[tuple[Event, str]]) -> dict[str, tuple[Event, str]]:
 def _carry(last: Event | None) -> dict:
     """The state an event that moves nothing passes on."""
     if last is None:
-        return dict(aliases={}, stages={}, digests={}, requests={})
+        return dict(aliases={}, stages={}, digests={}, requests={}, lifecycle={})
     return dict(aliases=dict(last.aliases), stages=dict(last.stages), digests=dict(last.digests),
-                requests=dict(last.requests))
+                requests=dict(last.requests), lifecycle=dict(last.lifecycle))
 
 
 def pending_for(last: Event | None, alias: str, version: str) -> tuple[int, PendingRequest] | None:
@@ -170,3 +176,36 @@ def sign_fields(last: Event | None, *, task: str, model: str, version: str, dige
                 reason: str | None, ts: str) -> dict:
     return dict(kind="sign", task=task, model_name=model, version=version, digest=digest, key_id=key_id, actor=actor,
                 reason=reason, ts_utc=ts, **_carry(last))
+
+
+# ---------------------------------------------------------------------- lifecycle (docs/DESIGN.md, "Lifecycle")
+def lifecycle_fields(last: Event | None, *, kind: str, task: str, model: str, version: str, digest: str, actor: str,
+                     reason: str | None, ts: str) -> dict | None:
+    """deprecate, retire or prune `version`; None when it is already in that state.
+
+    A version an alias points to or a pending request names cannot be retired (move the alias
+    or reject the request first); only a retired version can be pruned.
+    """
+    ref = f"{task}/{model}@{version}"
+    state = _carry(last)
+    current = state["lifecycle"].get(version)
+    order = {"deprecated": 1, "retired": 2, "pruned": 3}
+    target = {"deprecate": "deprecated", "retire": "retired", "prune": "pruned"}[kind]
+    if current is not None and order[current.state] >= order[target]:
+        return None
+    if kind in ("retire", "prune"):
+        holders = sorted(a for a, st in state["aliases"].items() if st.version == version)
+        if holders:
+            raise ConflictError(f"{ref} is what {', '.join('@' + a for a in holders)} points to: move "
+                                f"{'them' if len(holders) > 1 else 'it'} to another version before retiring it", obj=ref)
+        waiting = sorted(int(s) for s, r in state["requests"].items() if r.version == version)
+        if waiting:
+            raise ConflictError(f"{ref} is named by pending request {waiting[0]}: reject it before retiring it", obj=ref)
+    if kind == "prune" and (current is None or current.state != "retired"):
+        raise ConflictError(f"{ref} is not retired: `omrw retire` it first (prune removes only retired versions' bytes)",
+                            obj=ref)
+    seq = (last.seq + 1) if last else 1
+    state["lifecycle"][version] = Lifecycle(state=target, seq=seq, ts_utc=ts, actor=actor, reason=reason,
+                                            retired_seq=current.seq if kind == "prune" and current else None)
+    return dict(kind=kind, task=task, model_name=model, version=version, digest=digest, actor=actor, reason=reason,
+                ts_utc=ts, **state)

@@ -59,6 +59,13 @@ def signing_key(args, option: str = "key"):
     return load_private(path)
 
 
+def state_fields():
+    """The state fields every event carries, left out when a command shows an event."""
+    from ..events import STATE_FIELDS
+
+    return STATE_FIELDS
+
+
 def to_jsonable(data: Any) -> Any:
     if hasattr(data, "model_dump"):
         return data.model_dump(mode="json")

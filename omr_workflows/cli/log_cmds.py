@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import emit, registry, safe_text
+from .common import emit, registry, safe_text, state_fields
 
 
 def add_parsers(sub, common) -> None:
@@ -16,6 +16,6 @@ def add_parsers(sub, common) -> None:
 
 def cmd_adopt(args) -> int:
     ev = registry(args).adopt(args.ref, reason=args.reason, actor=args.actor)
-    emit(args, ev.model_dump(exclude={"aliases", "stages", "digests"}),
+    emit(args, ev.model_dump(exclude=state_fields()),
          lambda: safe_text(f"adopted {ev.task}/{ev.model_name}@{ev.version} {ev.digest} (event {ev.seq})"))
     return 0

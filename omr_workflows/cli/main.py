@@ -15,7 +15,7 @@ from . import common
 
 COMMAND_MODULES = ("registry_cmds", "log_cmds", "verify_cmds", "provenance_cmds", "misc_cmds", "schema_cmds",
                    "catalog_cmds",
-                   "governance_cmds")
+                   "governance_cmds", "lifecycle_cmds")
 
 
 def _version() -> str:

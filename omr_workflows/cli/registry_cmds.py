@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 from ..errors import IntegrityError, InvalidInputError
-from .common import (emit, parse_duration, parse_kv, read_json_file, read_params_file, record_provenance, registry,
+from .common import (emit, state_fields, parse_duration, parse_kv, read_json_file, read_params_file, record_provenance, registry,
                      safe_text)
 from ..runrecord import record_touch
 
@@ -26,6 +26,7 @@ def add_parsers(sub, common) -> None:
     p.add_argument("--code", action="append", metavar="PATH", help="code dependency to digest (repeatable)")
     p.add_argument("--data", action="append", metavar="PATH", help="data dependency to digest (repeatable)")
     p.add_argument("--no-provenance", action="store_true", help="skip git/environment capture")
+    p.add_argument("--card", metavar="FILE", help="Markdown model card, stored as the version's model_card.md")
     p.add_argument("--sign", metavar="KEYFILE",
                    help="sign the version (OpenSSF model-signing bundle) and its events with this EC P-256 key")
     p.set_defaults(func=cmd_register)
@@ -113,7 +114,8 @@ def cmd_register(args) -> int:
         capture.resolve_registry_datasets(provenance, lambda ref: reg.resolve(ref, materialize=False))
     res = reg.register(task, model, args.version, args.artifacts, metadata=metadata, params=params,
                        aliases=args.alias, set_latest=not args.no_latest, actor=args.actor,
-                       reason=args.reason, provenance=provenance, sign=bool(args.sign))
+                       reason=args.reason, provenance=provenance, sign=bool(args.sign),
+                       card=args.card)
     record_touch(args, reg, "register", res.task, res.model_name, res.version, res.uri[len("omr://"):],
                  actor=args.actor,
                  reason=args.reason)
@@ -137,6 +139,10 @@ def cmd_resolve(args) -> int:
         reg = registry(args)
         mode = _policy_verify(args, reg, mode)
         res = reg.resolve(args.ref, verify=mode)
+    if res.deprecated:
+        import sys
+
+        sys.stderr.write(safe_text(f"omrw: warning: {res.deprecated}") + "\n")
     record_provenance(args, "resolve", res, mode)
     emit(args, res, res.file_path or res.path)
     return 0
@@ -172,7 +178,7 @@ def cmd_promote(args) -> int:
         moves = ", ".join(f"{v} -> {s}" for v, s in ev.stage_moves.items() if v != ev.version)
         return safe_text(text + (f"; {moves}" if moves else "") + (" [rollback]" if ev.rollback else ""))
 
-    emit(args, ev.model_dump(exclude={"aliases", "stages", "digests"}), human)
+    emit(args, ev.model_dump(exclude=state_fields()), human)
     return 0
 
 
@@ -194,10 +200,10 @@ def cmd_list(args) -> int:
         from rich.table import Table
         from rich.text import Text
 
-        table = Table("task", "model", "version", "stage", "aliases", box=None)
+        table = Table("task", "model", "version", "stage", "aliases", "lifecycle", box=None)
         for r in rows:  # Text, not str: rich would read "[...]" in a value as markup
             table.add_row(*(Text(safe_text(x)) for x in (r["task"], r["model"], r["version"], r["stage"],
-                                                           ",".join(r["aliases"]))))
+                                                           ",".join(r["aliases"]), r.get("lifecycle") or "")))
         buf = StringIO()
         Console(file=buf, width=120).print(table)
         return buf.getvalue() if rows else "(no versions)"
@@ -214,7 +220,13 @@ def cmd_show(args) -> int:
         lines = [f"{r['uri']}  {r['digest']}", f"stage: {info['stage']}  aliases: {', '.join(info['aliases']) or '-'}",
                  f"path: {r['path']}", "files:"]
         lines += [f"  {f.get('size', '?'):>12}  {f['path']}" for f in info["files"]]
-        return "\n".join(safe_text(line) for line in lines)
+        if info.get("lifecycle"):
+            lines.append(f"lifecycle: {info['lifecycle']}")
+        out = "\n".join(safe_text(line) for line in lines)
+        if info.get("card"):
+            # The card is shown as text: control characters escaped, one line per line.
+            out += "\nmodel card:\n" + "\n".join("  " + safe_text(line) for line in info["card"].splitlines())
+        return out
 
     emit(args, info, human)
     return 0

@@ -90,7 +90,7 @@ def select(reg, refs: Sequence[str] = (), all_versions: bool = False,
             task, name = parse_model_key(text)
             if f"--model {task}/{name}" in selection:
                 continue
-            found = [(task, name, v) for v in reg.versions(task, name)]
+            found = [(task, name, v) for v in _servable(reg, task, name)]
             if not found:
                 raise NotFoundError(f"model {task}/{name} has no versions in {reg.url}; run `omrw list`",
                                     obj=f"{task}/{name}")
@@ -99,10 +99,17 @@ def select(reg, refs: Sequence[str] = (), all_versions: bool = False,
         return selection, targets
     for task in reg.tasks():
         for name in reg.models(task):
-            targets += [(task, name, v) for v in reg.versions(task, name)]
+            targets += [(task, name, v) for v in _servable(reg, task, name)]
     if not targets:
         raise NotFoundError(f"registry {reg.url} holds no versions to verify", obj=reg.url)
     return ["--all"], targets
+
+
+def _servable(reg, task: str, model: str) -> list[str]:
+    """Versions to verify: every listed one but those retired (their bytes may be pruned)."""
+    last = reg.state(task, model)
+    life = last.lifecycle if last else {}
+    return [v for v in reg.versions(task, model) if v not in life or life[v].state == "deprecated"]
 
 
 # ---------------------------------------------------------------------- gathering
