@@ -20,6 +20,11 @@ OMR_OUTDIR = OMR_CONFIG["outdir"].rstrip("/")
 OMR_MODELS = dict(OMR_CONFIG["models"])
 OMR_REGISTER = dict(OMR_CONFIG["register"])
 OMR_PROMOTE = dict(OMR_CONFIG["promote"])
+OMR_APPROVE = dict(OMR_CONFIG["approve"])
+# Governance: the trust root the consumers check against, the key the writers sign with
+# (None: omrw's own defaults, $OMR_TRUST / ./omr-trust.json and $OMR_SIGNING_KEY).
+OMR_TRUST = OMR_CONFIG["trust"]
+OMR_KEY = OMR_CONFIG["key"]
 OMR_LOCK = OMR_CONFIG["lock"]
 OMR_HOME = str(workflow.current_basedir)
 OMR_WRAPPERS = _omr_os.path.join(OMR_HOME, "wrappers", "omr")
@@ -40,7 +45,27 @@ def _omr_check_promote():
             raise ValueError(f"omr config: promote.{name} names no register entry and has no ref")
 
 
+def _omr_check_approve():
+    for name, spec in OMR_APPROVE.items():
+        if spec.get("register", name) not in OMR_REGISTER and not spec.get("ref"):
+            raise ValueError(f"omr config: approve.{name} names no register entry and has no ref")
+
+
 _omr_check_promote()
+_omr_check_approve()
+
+
+def omr_trust_file():
+    """The configured trust root as an absolute path (jobs may run elsewhere), or None."""
+    if not OMR_TRUST or OMR_TRUST == "none":
+        return OMR_TRUST
+    return _omr_os.path.abspath(OMR_TRUST)
+
+
+def omr_signing_key(spec=None):
+    """The key an entry (approve/promote/register) signs with: its own `key`, else config `key`."""
+    key = (spec or {}).get("key") or OMR_KEY
+    return _omr_os.path.abspath(key) if key else None
 
 
 # ---------------------------------------------------------------- paths (use them in your rules)
@@ -60,6 +85,10 @@ def omr_registered(name):
 
 def omr_promoted(name):
     return f"{OMR_OUTDIR}/promoted/{name}.json"
+
+
+def omr_approved(name):
+    return f"{OMR_OUTDIR}/approved/{name}.json"
 
 
 def omr_provenance_html():
@@ -106,9 +135,14 @@ def omr_pin(name):
         return "locked"
     if name not in _omr_pins:
         try:
+            from omr_workflows.policy import find_trust
             from omr_workflows.registry import Registry
 
-            res = Registry(OMR_CONFIG["registry"]).resolve(OMR_MODELS[name], verify="none", materialize=False)
+            # Under the same trust root as the resolve job: an alias that is not an approved
+            # promotion pins as `unresolved` and the resolve job fails (exit 1); once the
+            # approvals move it, the pin changes and the job reruns.
+            reg = Registry(OMR_CONFIG["registry"], trust=find_trust(omr_trust_file()))
+            res = reg.resolve(OMR_MODELS[name], verify="none", materialize=False)
             _omr_pins[name] = f"{res.version}@{res.digest}"
         except Exception as e:  # the resolve job reports it properly (exit code, log)
             _omr_pins[name] = f"unresolved: {type(e).__name__}"
@@ -142,6 +176,8 @@ def omr_all_inputs():
         out += [omr_registered(n) for n in OMR_REGISTER]
     if "promote" in targets:
         out += [omr_promoted(n) for n in OMR_PROMOTE]
+    if "approve" in targets:
+        out += [omr_approved(n) for n in OMR_APPROVE]
     if "lock" in targets:
         out.append(omr_lock_file())
     return out

@@ -1,4 +1,9 @@
-# omr rule library: resolve, fetch, verify (scattered), register, promote, lock, provenance.
+# omr rule library: resolve, fetch, verify (scattered), register, promote, approve, lock, provenance.
+#
+# Governance: with `trust: FILE` (a trust root, `omrw trust`) every rule that reads models
+# checks them against the policy that root signed: resolving a protected alias whose current
+# event is not an approved promotion fails the resolve job (exit 1), so no job that uses the
+# model runs. `key: FILE` (or $OMR_SIGNING_KEY) signs what register/promote/approve write.
 #
 # Use it either way (settings: schemas/config.schema.yaml, read from config["omr"] if present):
 #
@@ -15,14 +20,15 @@
 # With `use rule *`, mark your own main rule `default_target: True`: this library's main
 # rule (omr_all) is a default target too, and the last one declared wins.
 #
-# Rules (NAME is a key of `models`, `register` or `promote`):
+# Rules (NAME is a key of `models`, `register`, `promote` or `approve`):
 #   omr_all                                   the `targets` of the config (default: fetch + provenance)
 #   omr_resolve   OUTDIR/resolved/NAME.json   what the reference resolves to (reruns when the alias moves)
 #   omr_fetch     OUTDIR/models/NAME/         a verified local copy of that exact version
 #   omr_verify_shard / omr_verify_merge       verification split into `scattergather` shards
 #                 OUTDIR/verify/report.json   (--set-scatter omr_verify=N sets the shard count)
 #   omr_register  OUTDIR/registered/NAME.json register an artifact folder made by your training rule
-#   omr_promote   OUTDIR/promoted/NAME.json   move an alias to it (audited)
+#   omr_promote   OUTDIR/promoted/NAME.json   move an alias to it (audited; on a protected alias: a signed request)
+#   omr_approve   OUTDIR/approved/NAME.json   approve a pending request (signed; the last approval moves the alias)
 #   omr_lock      the lock file               pin the models (config `lock`)
 #   omr_provenance OUTDIR/provenance/         pinned-models table (in the Snakemake report) + RO-Crate
 
@@ -57,6 +63,7 @@ rule omr_resolve:
         pin=lambda wc: omr_pin(wc.name),
         verify=OMR_CONFIG["verify"],
         registry=OMR_CONFIG["registry"],
+        trust=omr_trust_file(),
     wrapper:
         omr_wrapper("resolve")
 
@@ -76,6 +83,7 @@ rule omr_fetch:
         verify=OMR_CONFIG["verify"],
         link=OMR_CONFIG["fetch_link"],
         registry=OMR_CONFIG["registry"],
+        trust=omr_trust_file(),
     wrapper:
         omr_wrapper("fetch")
 
@@ -93,6 +101,7 @@ rule omr_verify_shard:
         mode=OMR_CONFIG["verification"]["mode"],
         shard=lambda wc: wc.scatteritem.replace("-of-", "/"),
         registry=OMR_CONFIG["registry"],
+        trust=omr_trust_file(),
     wrapper:
         omr_wrapper("verify")
 
@@ -133,6 +142,8 @@ rule omr_register:
         code_dir=lambda wc: OMR_REGISTER[wc.name].get("code_dir"),
         extra=lambda wc: "--no-provenance" if OMR_REGISTER[wc.name].get("no_provenance") else "",
         registry=OMR_CONFIG["registry"],
+        trust=omr_trust_file(),
+        key=lambda wc: omr_signing_key(OMR_REGISTER[wc.name]),
     wrapper:
         omr_wrapper("register")
 
@@ -154,8 +165,38 @@ rule omr_promote:
         reason=lambda wc: OMR_PROMOTE[wc.name].get("reason"),
         demote_to=lambda wc: OMR_PROMOTE[wc.name].get("demote_to"),
         registry=OMR_CONFIG["registry"],
+        trust=omr_trust_file(),
+        key=lambda wc: omr_signing_key(OMR_PROMOTE[wc.name]),
     wrapper:
         omr_wrapper("promote")
+
+
+rule omr_approve:
+    localrule: True
+    input:
+        registered=lambda wc: [omr_registered(OMR_APPROVE[wc.name].get("register", wc.name))]
+        if OMR_APPROVE[wc.name].get("register", wc.name) in OMR_REGISTER and not OMR_APPROVE[wc.name].get("ref")
+        else [],
+    output:
+        json=f"{OMR_OUTDIR}/approved/{{name}}.json",
+        records=directory(f"{OMR_OUTDIR}/provenance/records/approve-{{name}}"),
+    wildcard_constraints:
+        name=_omr_names_regex(OMR_APPROVE),
+    log:
+        f"{OMR_OUTDIR}/logs/approve/{{name}}.log",
+    params:
+        ref=lambda wc: OMR_APPROVE[wc.name].get("ref"),
+        to=lambda wc: OMR_APPROVE[wc.name]["to"],
+        reason=lambda wc: OMR_APPROVE[wc.name].get("reason"),
+        key=lambda wc: omr_signing_key(OMR_APPROVE[wc.name]),
+        registry=OMR_CONFIG["registry"],
+        trust=omr_trust_file(),
+    # Approvals of one request are events on one audit chain: one at a time keeps them from
+    # racing (run with --resources omr_approvals=1, or --cores 1).
+    resources:
+        omr_approvals=1,
+    wrapper:
+        omr_wrapper("approve")
 
 
 rule omr_lock:
@@ -167,6 +208,7 @@ rule omr_lock:
     params:
         refs=sorted(set(OMR_MODELS.values())),
         registry=OMR_CONFIG["registry"],
+        trust=omr_trust_file(),
     wrapper:
         omr_wrapper("lock")
 

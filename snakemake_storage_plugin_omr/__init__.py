@@ -6,7 +6,10 @@ Queries are model references with a file part::
     storage.omr("omr://celltype/{model}@production#model.json")   # wildcards are fine
 
 The registry comes from `--storage-omr-registry URL`, else the usual chain
-(`OMR_REGISTRY`, `OMNIBIOAI_MODEL_REGISTRY_ROOT`, the local default). A mutable selector
+(`OMR_REGISTRY`, `OMNIBIOAI_MODEL_REGISTRY_ROOT`, the local default). The trust root comes from
+`--storage-omr-trust FILE`, else omrw's lookup (`OMR_TRUST`, `./omr-trust.json`,
+`~/.config/omr/trust.json`; `none` turns it off): with one, a query whose protected alias is not
+at an approved promotion fails while Snakemake builds the DAG, so no job reads the model. A mutable selector
 (an alias) is resolved once per Snakemake run and everything after is keyed by the
 immutable version it named, so every job of a run sees the same bytes.
 
@@ -93,6 +96,17 @@ class StorageProviderSettings(StorageProviderSettingsBase):
             "help": "How a retrieved file is checked against the manifest: none (size), "
             "fast (size + xxh3-128), strict (sha256 and the recorded package digest). "
             "Default: $OMR_VERIFY, else fast.",
+            "env_var": False,
+            "required": False,
+        },
+    )
+    trust: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Trust root file (`omrw trust`): only a registry policy it signed is obeyed, and a "
+            "query whose protected alias is not at an approved promotion (or whose model's audit "
+            "chain was rewritten) is an error before any job runs. Default: $OMR_TRUST, "
+            "./omr-trust.json, ~/.config/omr/trust.json; `none` turns the checks off.",
             "env_var": False,
             "required": False,
         },
@@ -221,9 +235,11 @@ class StorageProvider(StorageProviderBase):
     @property
     def registry(self):
         if self._registry is None:
+            from omr_workflows.policy import find_trust
             from omr_workflows.registry import Registry
 
-            self._registry = Registry(self.settings.registry if self.settings else None)
+            trust = find_trust(getattr(self.settings, "trust", None) if self.settings else None)
+            self._registry = Registry(self.settings.registry if self.settings else None, trust=trust)
         return self._registry
 
     def entry(self, query: str) -> _Entry:
@@ -394,7 +410,14 @@ class StorageObject(StorageObjectRead):
     # ------------------------------------------------------------------ helpers
     def _get(self) -> _Entry:
         if self._entry is None:
-            self._entry = self.provider.entry(self.query)
+            from omr_workflows.errors import TrustError
+
+            try:
+                self._entry = self.provider.entry(self.query)
+            except TrustError as e:
+                # The trust root refuses the reference (an unapproved protected alias, a rewritten
+                # chain): one line naming it, while the DAG is built, so no job reads the model.
+                raise WorkflowError(f"omr trust check failed for {self.query}: {e}") from None
         return self._entry
 
     def _exists(self) -> bool:

@@ -107,3 +107,61 @@ def toy_registry(tmp_path) -> ToyRegistry:
     d1 = register_toy(url, tmp_path, "v1", "one", aliases=["production"])
     d2 = register_toy(url, tmp_path, "v2", "two", latest=False)
     return ToyRegistry(url, d1, d2)
+
+
+# ---------------------------------------------------------------------- governance (signed policy)
+@dataclass
+class Governed:
+    """A registry under a signed policy: `keys[name]` are private keys (root signs the policy,
+    the others are its signers), `trust` the consumers' trust root (`omrw trust root.pub`)."""
+
+    url: str
+    keys: dict
+    trust: Path
+    policy: Path
+
+
+def omrw_cli(*args: str, registry: str | None = None, check: bool = True, cwd=None,
+             env: dict | None = None) -> subprocess.CompletedProcess:
+    """The real `omrw` (the interpreter's module), without any trust root picked up by accident."""
+    full = dict(os.environ)
+    full.pop("OMR_TRUST", None)
+    full.pop("OMR_SIGNING_KEY", None)
+    full.update(env or {})
+    cmd = [sys.executable, "-m", "omr_workflows.cli.main", *args]
+    if registry:
+        cmd += ["--registry", registry]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=full, timeout=120)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"$ omrw {' '.join(args)}\nexit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def govern(registry: str, tmp: Path, signers=("a", "b", "c"), approvals: int = 2,
+           protected=("production",), apply: bool = True) -> Governed:
+    """Keys for a root and each signer, a trust root, and a policy protecting `protected`
+    (`approvals` signed approvals needed), signed by the root and stored in the registry
+    (with `apply=False` only written; `set_policy(gov)` stores it)."""
+    keydir = tmp / "keys"
+    keydir.mkdir(parents=True, exist_ok=True)
+    keys, entries = {}, []
+    for name in ("root", *signers):
+        out = omrw_cli("keygen", "-o", str(keydir / name), "--id", name, "--name", name,
+                       "--email", f"{name}@example.org", "--json")
+        keys[name] = keydir / f"{name}.key"
+        if name != "root":
+            entries.append(json.loads(out.stdout)["signer"])
+    trust = tmp / "trust.json"
+    omrw_cli("trust", str(keydir / "root.pub"), "-o", str(trust), "--json")
+    policy = tmp / "policy.json"
+    policy.write_text(json.dumps({"serial": 1, "signers": entries, "rules": [
+        {"match": "*", "protected_aliases": list(protected), "approvals_required": approvals}]}))
+    gov = Governed(registry, keys, trust, policy)
+    if apply:
+        set_policy(gov)
+    return gov
+
+
+def set_policy(gov: Governed) -> None:
+    omrw_cli("policy", "set", str(gov.policy), "--key", str(gov.keys["root"]), "--trust", str(gov.trust), "--json",
+             registry=gov.url)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import WRAPPERS, run_snakemake
+from .conftest import WRAPPERS, govern, omrw_cli, run_snakemake
 
 pytestmark = pytest.mark.snakemake
 
@@ -26,7 +26,8 @@ OPS = sorted(p.parent.parent.name for p in (WRAPPERS / "omr").glob("*/test/Snake
 
 def test_every_wrapper_has_the_same_shape():
     ops = sorted(p.name for p in (WRAPPERS / "omr").iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
-    assert ops == ["fetch", "lock", "promote", "provenance", "register", "resolve", "verify", "verify_merge"]
+    assert ops == ["approve", "fetch", "lock", "promote", "provenance", "register", "resolve", "verify",
+                   "verify_merge"]
     import yaml
 
     for op in ops:
@@ -147,7 +148,44 @@ def check_provenance(work: Path, reg) -> None:
     assert reg.v1_digest in json.dumps(summary)
 
 
+def setup_approve(work: Path, reg) -> None:
+    """The registry under a policy protecting production (one approval); a registers v3 (signed)
+    and requests it there; the test folder gets b's key as keys/approver.key and the trust root
+    as trust.json."""
+    from .conftest import toy_files
+
+    gov = govern(reg.url, work.parent / "gov", signers=("a", "b"), approvals=1)
+    art = work.parent / "art-v3"
+    art.mkdir()
+    for rel, data in toy_files("three").items():
+        (art / rel).write_bytes(data)
+    omrw_cli("register", "demo/toy", "--version", "v3", "--artifacts", str(art), "--no-provenance",
+             "--key", str(gov.keys["a"]), "--json", registry=reg.url)
+    out = omrw_cli("promote", "demo/toy@v3", "--to", "production", "--key", str(gov.keys["a"]), "--json",
+                   registry=reg.url)
+    assert json.loads(out.stdout)["moved"] is False
+    (work / "keys").mkdir()
+    shutil.copyfile(gov.keys["b"], work / "keys/approver.key")
+    shutil.copyfile(gov.trust, work / "trust.json")
+
+
+def check_approve(work: Path, reg) -> None:
+    from omr_workflows.policy import load_trust_file
+    from omr_workflows.registry import Registry
+
+    out = _json(work / "approved/toy-v3-production.json")
+    assert out["moved"] is True, out
+    trusted = Registry(reg.url, trust=load_trust_file(work / "trust.json"))
+    assert trusted.resolve("demo/toy@production").version == "v3"
+    log = (work / "logs/approve.log").read_text()
+    assert "approve demo/toy@v3 --to production --reason" in log.splitlines()[0]
+    assert "--key keys/approver.key" in log.splitlines()[0] and "--trust trust.json" in log.splitlines()[0]
+
+
+SETUPS = {"approve": setup_approve}
+
 CHECKS = {
+    "approve": check_approve,
     "provenance": check_provenance,
     "resolve": check_resolve, "fetch": check_fetch, "register": check_register, "promote": check_promote,
     "lock": check_lock, "verify": check_verify, "verify_merge": check_verify_merge,
@@ -157,6 +195,8 @@ CHECKS = {
 @pytest.mark.parametrize("op", OPS)
 def test_wrapper(op, tmp_path, toy_registry):
     work = _copy_test(op, tmp_path)
+    if op in SETUPS:
+        SETUPS[op](work, toy_registry)
     run_snakemake(work, "--cores", "1", "--wrapper-prefix", f"file:{WRAPPERS}/", registry=toy_registry.url)
     CHECKS[op](work, toy_registry)
 

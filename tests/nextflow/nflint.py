@@ -184,10 +184,15 @@ def omrw_commands(script: str) -> list[list[str]]:
     return [c[1:] for c in shell_commands(script) if c and Path(c[0]).name == "omrw"]
 
 
+#: Interpolations that stand for whole optional arguments built in the block's prologue (empty
+#: when unset): `$args` (task.ext.args) and `$trust` (`--trust FILE` from task.ext.trust).
+OPTIONAL_ARGS = {"args", "trust"}
+
+
 def render_for_lint(raw: str, interpolating: bool = True) -> str:
-    """Template text with `$args` removed and every other interpolation a placeholder."""
+    """Template text with `$args` and `$trust` removed and every other interpolation a placeholder."""
     def value(expr: str) -> str:
-        return "" if expr.strip() == "args" else PLACEHOLDER
+        return "" if expr.strip() in OPTIONAL_ARGS else PLACEHOLDER
     return render(raw, value, interpolating)
 
 

@@ -219,6 +219,8 @@ def generic_inputs(name: str) -> dict:
         "fetch": {"meta": meta, "ref": f"{MODEL}@production"},
         "register": {"meta": meta, "model": MODEL, "version": "v9", "artifacts": str(TOY_MODEL)},
         "promote": {"meta": meta, "ref": f"{MODEL}@v1", "alias": "staging"},
+        # any file stands for the approver's key: the stub and the failing fake omrw never read it
+        "approve": {"meta": meta, "ref": f"{MODEL}@v2", "alias": "production", "key": str(TOY_MODEL / "label_map.json")},
         "lock": {"meta": meta, "refs": [f"{MODEL}@production"]},
         "verifyplan": {"meta": meta, "refs": [], "mode": "fast", "shards": 2},
         "verify": {"meta": meta, "refs": [], "mode": "fast", "shard": "1/2"},
@@ -231,8 +233,8 @@ NAMES = [d.name for d in MODULE_DIRS]
 
 
 def test_every_module_has_generic_inputs():
-    assert set(NAMES) == {"resolve", "fetch", "register", "promote", "lock", "verifyplan", "verify", "verifymerge",
-                          "provenancecollect"}
+    assert set(NAMES) == {"resolve", "fetch", "register", "promote", "approve", "lock", "verifyplan", "verify",
+                          "verifymerge", "provenancecollect"}
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -18,6 +18,9 @@ process OMR_RESOLVE {
 
     script:
     def args = task.ext.args ?: ''
+    // The trust root (`omrw trust`, e.g. `ext.trust = { params.omr_trust }`): a protected alias that is not
+    // an approved promotion, or a rewritten audit chain, fails the task (exit 1). Unset: $OMR_TRUST, ./omr-trust.json, ...
+    def trust = task.ext.trust ? "--trust '${task.ext.trust}'" : ''
     prefix = task.ext.prefix ?: "${meta.id}"
     """
     export OMR_ENGINE=nextflow NXF_TASK_NAME="${task.process} (${meta.id})"
@@ -25,6 +28,7 @@ process OMR_RESOLVE {
         '${ref}' \\
         --json \\
         --provenance-dir omr_provenance \\
+        ${trust} \\
         ${args} \\
         > ${prefix}.resolve.json
 

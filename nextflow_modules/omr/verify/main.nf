@@ -18,6 +18,9 @@ process OMR_VERIFY {
 
     script:
     def args = task.ext.args ?: ''
+    // The trust root (`omrw trust`, e.g. `ext.trust = { params.omr_trust }`): a protected alias that is not
+    // an approved promotion, or a rewritten audit chain, fails the task (exit 1). Unset: $OMR_TRUST, ./omr-trust.json, ...
+    def trust = task.ext.trust ? "--trust '${task.ext.trust}'" : ''
     prefix = task.ext.prefix ?: "${meta.id}"
     // No references means every version in the registry; ['--model', 'TASK/MODEL'] works too.
     def targets = refs ? refs.join(' ') : '--all'
@@ -31,6 +34,7 @@ process OMR_VERIFY {
         --report ${prefix}.report.json \\
         --provenance-dir omr_provenance \\
         --json \\
+        ${trust} \\
         ${args} \\
         ${targets} \\
         > ${prefix}.verify.json || status=\$?

@@ -111,8 +111,27 @@ def write_json(path: str, data) -> None:
     os.replace(tmp, path)
 
 
+def governance_args(snakemake) -> list[str]:
+    """`--trust FILE` (params.trust) and `--key KEYFILE` (params.key), when given.
+
+    Without them omrw uses its own defaults: $OMR_TRUST, ./omr-trust.json, ... for the trust
+    root, $OMR_SIGNING_KEY for the signing key. `trust: none` turns the point-of-use checks off.
+    A trust file or key that does not exist is a wrapper error naming the param.
+    """
+    out = []
+    for name, opt in (("trust", "--trust"), ("key", "--key")):
+        value = param(snakemake, name)
+        if not value:
+            continue
+        value = str(value)
+        if not (name == "trust" and value == "none") and not os.path.isfile(value):
+            raise WrapperError(f"{snakemake.rule}: params.{name}={value!r} is not an existing file")
+        out += [opt, value]
+    return out
+
+
 def run_omrw(snakemake, args: list[str], *, records: bool = False, ok_codes=(0,)):
-    """Run `omrw ARGS --json [--registry R]` once; return (exit code, parsed stdout).
+    """Run `omrw ARGS --json [--registry R] [--trust T] [--key K]` once; return (exit code, parsed stdout).
 
     stderr goes to `log[0]` when the rule has a log (after a `$ omrw ...` line), else to
     the job's stderr. `records=True` sets OMR_RUN_DIR so that resolve/verify write their
@@ -124,6 +143,7 @@ def run_omrw(snakemake, args: list[str], *, records: bool = False, ok_codes=(0,)
     registry = param(snakemake, "registry")
     if registry:
         cmd += ["--registry", str(registry)]
+    cmd += governance_args(snakemake)
     env = dict(os.environ)
     env["OMR_ENGINE"] = "snakemake"
     if records:
