@@ -512,3 +512,37 @@ def test_hooks_of_an_unverified_policy_never_run(tmp_path):
     g.omrw("register", MK, "--version", "v2", "--artifacts", str(make_artifacts(tmp_path / "b")), "--no-provenance",
            who="alice", trust=True, check=True)
     assert marker.exists()
+
+
+# ---------------------------------------------------------------------- provenance says how it was trusted
+def test_run_records_report_and_crate_say_who_signed_and_approved(gov, tmp_path):
+    pytest.importorskip("rocrate_validator", reason="roc-validator is in the test extra")
+    from tests.rocval import assert_valid, build_cache
+
+    gov.register("v1", sign=True)
+    gov.omrw("promote", f"{MK}@v1", "--to", "production", who="alice", check=True)
+    run_dir = tmp_path / "run"
+    env = {"OMR_RUN_DIR": str(run_dir)}
+    gov.omrw("approve", f"{MK}@v1", "--to", "production", who="bob", check=True, env=env)
+    gov.omrw("approve", f"{MK}@v1", "--to", "production", who="carol", check=True, env=env)
+    gov.omrw("resolve", f"{MK}@production", trust=True, check=True, env=env)
+    records = [json.loads(p.read_text()) for p in sorted(run_dir.glob("*.json"))]
+    assert {r["kind"] for r in records} == {"approve", "resolve"}
+    resolved = next(r for r in records if r["kind"] == "resolve")
+    assert resolved["trust"]["approved_by"] == ["Bob <bob@lab.org>", "Carol <carol@lab.org>"]
+    assert resolved["trust"]["signed_by"] == ["Alice <alice@lab.org>"]
+    out = tmp_path / "prov"
+    run_omrw("provenance", "collect", str(run_dir), "-o", str(out), check=True)
+    md = (out / "omr_provenance.md").read_text()
+    # (Markdown cells carry < and > as entities, so no raw tag survives.)
+    assert "signed/approved by" in md and "approved by Bob &lt;bob@lab.org&gt;, Carol &lt;carol@lab.org&gt;" in md
+    assert "signed by Alice" in md
+    html = (out / "omr_provenance.html").read_text()
+    assert "approved by Bob &lt;bob@lab.org&gt;" in html
+    graph = json.loads((out / "ro-crate-metadata.json").read_text())["@graph"]
+    props = {e["propertyID"]: e["value"] for e in graph if e.get("@type") == "PropertyValue"}
+    assert props["omr-approved-by"] == "Bob <bob@lab.org>, Carol <carol@lab.org>"
+    assert props["omr-signed-by"] == "Alice <alice@lab.org>" and props["omr-policy-digest"].startswith("sha256:")
+    cache = tmp_path / "rocval.sqlite"
+    build_cache(cache)
+    assert_valid(out, "process-run-crate-0.5", cache)
