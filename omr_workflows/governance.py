@@ -66,6 +66,10 @@ def event_signer(policy: Policy, ev: Event, data: bytes, ref: str) -> Signer | N
 def _signed_event(policy: Policy, storage, mkey: str, seq: int, ref: str, *, required: bool,
                   expect_sha: str | None = None) -> tuple[Event, Signer | None]:
     ev, data = audit.read_event(storage, mkey, seq)
+    if f"{ev.task}/{ev.model_name}" != ref.split("@", 1)[0]:
+        # A signed event copied in from another model's log: its signature is genuine, its place is not.
+        raise TrustError(f"{ref}: audit event {seq} belongs to {ev.task}/{ev.model_name} (copied from another log)",
+                         obj=f"{ref}#{seq}")
     if expect_sha is not None and sha256_hex(data) != expect_sha:
         raise TrustError(f"{ref}: audit event {seq} does not have the sha256 the log records for it (edited)",
                              obj=f"{ref}#{seq}")
@@ -235,7 +239,8 @@ def approval_check(policy: Policy, rule: Rule, storage, mkey: str, ref: str, ev:
     labels: list[str] = []
     for ref_ in ev.approvals:
         ap, signer = _signed_event(policy, storage, mkey, ref_.seq, ref, required=True, expect_sha=ref_.sha256)
-        if ap.kind != "approve" or ap.request is None or ap.request.seq != req.seq or ap.version != ev.version:
+        if (ap.kind != "approve" or ap.request is None or ap.request.seq != req.seq or ap.version != ev.version
+                or ap.alias != ev.alias or ap.seq > ev.seq):
             raise TrustError(f"{ref}@{ev.alias}: event {ev.seq} counts event {ap.seq} as an approval of request "
                                  f"{req.seq}, which it is not", obj=at)
         if signer.id == requester.id or signer.id in seen or not policy.allows(rule.approve, signer):

@@ -261,6 +261,10 @@ def read_policy(storage, trust: TrustRoot | None) -> LoadedPolicy | None:
     key = layout.policy_key()
     try:
         raw = storage.read_bytes(key)
+    except IntegrityError as exc:  # a symlink or FIFO planted at the policy's key
+        if trust is None:
+            return None
+        raise TrustError(f"registry policy {key}: {exc}: ignored, never obeyed", obj=key) from None
     except NotFoundError:
         if trust is not None:
             raise TrustError(f"a trust root is configured but {storage.url} has no signed policy ({key}); "
