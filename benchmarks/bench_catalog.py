@@ -110,7 +110,7 @@ def main() -> int:
                                desc=True, limit=20)
 
         def catalog():
-            return build_catalog(load_models(reg), site, reg.url)
+            return build_catalog(reg, site)
 
         t, _ = _timed(lambda: load_models(reg))
         rows_out.append(("cold index (first read of every model)", t, None))

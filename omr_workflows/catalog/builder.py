@@ -369,32 +369,32 @@ def _model_text(entry: dict) -> str:
     return " ".join(seen)
 
 
-def render_index(entries: list[dict], registry: str) -> bytes:
-    data = []
-    rows = []
-    for e in entries:
-        vs = e["versions"]
-        stages = sorted({r["stage"] for r in vs}, key=lambda s: STAGES.index(s) if s in STAGES else 9)
-        aliases = e.get("aliases") or {}
-        desc = next((r.get("description") for r in reversed(vs) if r.get("description")), None)
-        updated = max((t.get("ts_utc") or "" for t in e.get("timeline", [])), default="")
-        name = f"{e['task']}/{e['model']}"
-        data.append({"n": name, "s": stages, "t": _model_text(e)})
-        rows.append(
-            f'<tr data-model="{esc(name)}"><td><a href="{esc(model_page_path(e["task"], e["model"]))}">{esc(name)}</a></td>'
-            f'<td>{esc(desc)}</td><td>{len(vs)}</td><td>{"".join(_badge(s) for s in stages)}</td>'
-            f'<td><code>{esc(aliases.get("production"))}</code></td><td><code>{esc(aliases.get("latest"))}</code></td>'
-            f'<td class="mut">{esc(updated[:19])}</td></tr>')
+def index_row(e: dict) -> tuple[str, dict]:
+    """One model's row of the index page: (its <tr>, its item in the filter's JSON data)."""
+    vs = e["versions"]
+    stages = sorted({r["stage"] for r in vs}, key=lambda s: STAGES.index(s) if s in STAGES else 9)
+    aliases = e.get("aliases") or {}
+    desc = next((r.get("description") for r in reversed(vs) if r.get("description")), None)
+    updated = max((t.get("ts_utc") or "" for t in e.get("timeline", [])), default="")
+    name = f"{e['task']}/{e['model']}"
+    tr = (f'<tr data-model="{esc(name)}"><td><a href="{esc(model_page_path(e["task"], e["model"]))}">{esc(name)}</a></td>'
+          f'<td>{esc(desc)}</td><td>{len(vs)}</td><td>{"".join(_badge(s) for s in stages)}</td>'
+          f'<td><code>{esc(aliases.get("production"))}</code></td><td><code>{esc(aliases.get("latest"))}</code></td>'
+          f'<td class="mut">{esc(updated[:19])}</td></tr>')
+    return tr, {"n": name, "s": stages, "t": _model_text(e)}
+
+
+def render_index(rows: list[tuple[str, dict]], registry: str) -> bytes:
     body = ('<header><h1>Model catalog</h1>'
             f'<p class="mut">registry <code>{esc(registry)}</code></p></header>'
             '<div class="filters"><input id="q" type="search" placeholder="filter: name, metadata, model card..." '
             'autocomplete="off" aria-label="filter models"><select id="stage" aria-label="stage">'
             '<option value="">any stage</option>' + "".join(f'<option value="{s}">{s}</option>' for s in STAGES) +
-            f'</select><span id="count" class="mut">{len(entries)} models</span></div>'
+            f'</select><span id="count" class="mut">{len(rows)} models</span></div>'
             '<table id="models"><thead><tr><th>model</th><th>description</th><th>versions</th><th>stages</th>'
-            '<th>production</th><th>latest</th><th>updated</th></tr></thead><tbody>' + "".join(rows) +
+            '<th>production</th><th>latest</th><th>updated</th></tr></thead><tbody>' + "".join(tr for tr, _ in rows) +
             '</tbody></table>'
-            f'<script type="application/json" id="omr-data">{script_json(data)}</script>')
+            f'<script type="application/json" id="omr-data">{script_json([d for _, d in rows])}</script>')
     return _page("omr model catalog", body, INDEX_JS)
 
 
@@ -430,13 +430,12 @@ BUILDER_VERSION = "1"
 STATE_NAME = ".omr-catalog.json"
 
 
-def _fingerprint(entry: dict, registry: str) -> str | None:
-    """What a model page is a function of: the model's head (its log up to there; versions are
-    immutable) and this builder. None (always render) for an entry without a head or with an error."""
-    if not entry.get("key") or entry.get("error"):
+def _fingerprint(name: str, key: list | None, registry: str) -> str | None:
+    """What a model's page and index row are a function of: the model's head (its log up to there;
+    versions are immutable) and this builder. None (always render) for a model without a usable head."""
+    if not key:
         return None
-    return hashlib.sha256(json.dumps([BUILDER_VERSION, registry, entry["task"], entry["model"], entry["key"]])
-                          .encode()).hexdigest()
+    return hashlib.sha256(json.dumps([BUILDER_VERSION, registry, name, key]).encode()).hexdigest()
 
 
 def _load_state(root: Path, registry: str) -> dict:
@@ -447,8 +446,7 @@ def _load_state(root: Path, registry: str) -> dict:
         return {}
     if not isinstance(data, dict) or data.get("builder") != BUILDER_VERSION or data.get("registry") != registry:
         return {}
-    pages = data.get("pages")
-    return pages if isinstance(pages, dict) else {}
+    return data
 
 
 def _same_file(path: Path, rec: Any) -> bool:
@@ -463,17 +461,37 @@ def _same_file(path: Path, rec: Any) -> bool:
     return _stat.S_ISREG(st.st_mode) and st.st_size == rec.get("size") and st.st_mtime_ns == rec.get("mtime_ns")
 
 
-def build_catalog(entries: list[dict], outdir: str | os.PathLike, registry: str) -> dict:
-    """Write the site; returns {"pages": N, "written": [relative paths written], "unchanged": M}.
+def build_catalog(reg, outdir: str | os.PathLike, task: str | None = None, stats: dict | None = None) -> dict:
+    """Write the site of `reg` (a Registry); returns {"pages", "written": [relative paths], "unchanged", "models"}.
 
-    A model page whose fingerprint (`_fingerprint`) and file (size, mtime) are those recorded in
-    `DIR/.omr-catalog.json` by the previous build is not rendered again; every other page is
-    rendered and written only if its bytes differ from the file on disk.
+    `DIR/.omr-catalog.json` records, per model, the fingerprint (`_fingerprint`) its page and
+    index row were made from, the row itself and the page file's size and mtime. A model whose
+    head still gives that fingerprint and whose page file is untouched is neither read from the
+    index nor rendered; every other page is rendered and written only when its bytes differ from
+    the file on disk. The index page is assembled from the rows and compared the same way.
     """
+    from .index import load_models, scan
+
+    registry = reg.url
     root = Path(outdir)
     root.mkdir(parents=True, exist_ok=True)
-    old_state = _load_state(root, registry)
-    state: dict = {}
+    old = _load_state(root, registry)
+    old_pages = old.get("pages") if isinstance(old.get("pages"), dict) else {}
+    old_rows = old.get("rows") if isinstance(old.get("rows"), dict) else {}
+    scanned = scan(reg, task)
+    fps = {name: _fingerprint(name, key, registry) for name, _t, _m, key in scanned}
+    need = set()
+    for name, t, m, _key in scanned:
+        rel = model_page_path(t, m)
+        rec, row = old_pages.get(rel), old_rows.get(name)
+        if not (fps[name] and isinstance(rec, dict) and rec.get("fp") == fps[name] and isinstance(row, dict)
+                and row.get("fp") == fps[name] and isinstance(row.get("tr"), str) and isinstance(row.get("d"), dict)
+                and _same_file(root / rel, rec)):
+            need.add(name)
+    entries = {e["task"] + "/" + e["model"]: e
+               for e in (load_models(reg, task, stats=stats, names=need, scanned=scanned) if need else [])}
+    pages: dict = {}
+    rows: dict = {}
     written, unchanged = [], 0
 
     def put(rel: str, data: bytes, fp: str | None) -> None:
@@ -484,19 +502,22 @@ def build_catalog(entries: list[dict], outdir: str | os.PathLike, registry: str)
         else:
             unchanged += 1
         st = os.lstat(path)
-        state[rel] = {"fp": fp, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+        pages[rel] = {"fp": fp, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
-    put("index.html", render_index(entries, registry), None)
-    for e in entries:
-        rel = model_page_path(e["task"], e["model"])
-        fp = _fingerprint(e, registry)
-        rec = old_state.get(rel)
-        if fp is not None and isinstance(rec, dict) and rec.get("fp") == fp and _same_file(root / rel, rec):
-            state[rel] = rec
+    for name, t, m, _key in scanned:
+        rel = model_page_path(t, m)
+        e = entries.get(name)
+        if e is None:  # unchanged: keep what the last build recorded
+            pages[rel], rows[name] = old_pages[rel], old_rows[name]
             unchanged += 1
             continue
+        fp = _fingerprint(name, e.get("key"), registry) if not e.get("error") else None
         put(rel, render_model(e), fp)
-    state_bytes = (json.dumps({"builder": BUILDER_VERSION, "registry": registry, "pages": state}, sort_keys=True,
-                              separators=(",", ":")) + "\n").encode()
+        tr, d = index_row(e)
+        rows[name] = {"fp": fp, "tr": tr, "d": d}
+    put("index.html", render_index([(rows[n]["tr"], rows[n]["d"]) for n, *_ in scanned], registry), None)
+    state_bytes = (json.dumps({"builder": BUILDER_VERSION, "registry": registry, "pages": pages, "rows": rows},
+                              sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
     write_if_changed(root / STATE_NAME, state_bytes)
-    return {"outdir": str(root), "pages": len(entries) + 1, "written": written, "unchanged": unchanged}
+    return {"outdir": str(root), "pages": len(scanned) + 1, "written": written, "unchanged": unchanged,
+            "models": len(scanned), "rendered": len(entries)}

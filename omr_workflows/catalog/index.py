@@ -339,15 +339,16 @@ def _shard(name: str) -> str:
     return hashlib.sha256(name.encode()).hexdigest()[:2]
 
 
-def _load(folder: Path, url: str) -> dict[str, dict]:
-    """{shard: {TASK/MODEL: entry}}; a damaged, foreign or missing shard is empty (rebuilt)."""
+def _load(folder: Path, url: str, only: set[str] | None = None) -> dict[str, dict]:
+    """{shard: {TASK/MODEL: entry}} (only the shards in `only`, when given); a damaged, foreign or
+    missing shard is empty (rebuilt)."""
     out: dict[str, dict] = {}
     try:
         names = os.listdir(folder)
     except OSError:
         return out
     for n in names:
-        if not re.fullmatch(r"[0-9a-f]{2}\.json", n):
+        if not re.fullmatch(r"[0-9a-f]{2}\.json", n) or (only is not None and n[:2] not in only):
             continue
         try:
             with open(folder / n, "rb") as f:
@@ -378,41 +379,54 @@ def _save(path: Path, url: str, models: dict) -> None:
         raise
 
 
-def load_models(reg, task: str | None = None, stats: dict | None = None) -> list[dict]:
-    """Every model entry of the registry (sorted by TASK/MODEL), from the index, refreshed."""
-    enabled = gc.isenabled()
-    gc.disable()  # millions of small objects: the collector would run hundreds of times for nothing
-    try:
-        return _load_models(reg, task, stats)
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def _load_models(reg, task: str | None, stats: dict | None) -> list[dict]:
-    folder = index_path(reg.url)
-    shards = _load(folder, reg.url)
-    cached = {k: v for sh in shards.values() for k, v in sh.items()}
-    fresh: dict = {}
-    dirty: set[str] = set()
-    reread = 0
+def scan(reg, task: str | None = None) -> list[tuple[str, str, str, list | None]]:
+    """(TASK/MODEL, task, model, head key or None) of every model, in name order: one head read
+    and one probe per model, nothing else."""
+    out = []
     for t in sorted(reg.tasks()):
         if task is not None and t != task:
             continue
         models = sorted(reg.models(t))
         keys = _fast_heads(reg.storage, t, models)
-        for m in models:
-            name = f"{t}/{m}"
-            key = keys.get(m)
-            old = cached.get(name)
-            if (key is not None and isinstance(old, dict) and old.get("key") == key and not old.get("error")
-                    and old.get("task") == t and old.get("model") == m):
-                fresh[name] = old
-                continue
-            fresh[name] = model_entry(reg, t, m, key)
-            reread += 1
-            dirty.add(_shard(name))
-    gone = [k for k in cached if k not in fresh and (task is None or k.startswith(f"{task}/"))]
+        out.extend((f"{t}/{m}", t, m, keys.get(m)) for m in models)
+    return out
+
+
+def load_models(reg, task: str | None = None, stats: dict | None = None, names: set[str] | None = None,
+                scanned: list | None = None) -> list[dict]:
+    """Model entries (sorted by TASK/MODEL) from the index, refreshed: every model, or only those in
+    `names` (then only their shards are read). `scanned`: a `scan()` result to reuse."""
+    enabled = gc.isenabled()
+    gc.disable()  # millions of small objects: the collector would run hundreds of times for nothing
+    try:
+        return _load_models(reg, task, stats, names, scanned)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _load_models(reg, task, stats, names, scanned) -> list[dict]:
+    folder = index_path(reg.url)
+    scanned = scan(reg, task) if scanned is None else scanned
+    present = {name for name, *_ in scanned}
+    wanted = [item for item in scanned if names is None or item[0] in names]
+    shards = _load(folder, reg.url, None if names is None else {_shard(n) for n, *_ in wanted})
+    cached = {k: v for sh in shards.values() for k, v in sh.items()}
+    fresh: dict = {}
+    dirty: set[str] = set()
+    stale: list[tuple] = []
+    for name, t, m, key in wanted:
+        old = cached.get(name)
+        if (key is not None and isinstance(old, dict) and old.get("key") == key and not old.get("error")
+                and old.get("task") == t and old.get("model") == m):
+            fresh[name] = old
+            continue
+        stale.append((name, t, m, key))
+    # Serial on purpose: threads were 2x slower here (the work is Python, not waiting on I/O).
+    for name, t, m, key in stale:
+        fresh[name] = model_entry(reg, t, m, key)
+        dirty.add(_shard(name))
+    gone = {k for k in cached if k not in present and (task is None or k.startswith(f"{task}/"))}
     dirty.update(_shard(k) for k in gone)
     saved = 0
     for sh in sorted(dirty):
@@ -424,7 +438,7 @@ def _load_models(reg, task: str | None, stats: dict | None) -> list[dict]:
         except OSError:
             pass  # a read-only cache: work from memory
     if stats is not None:
-        stats.update(models=len(fresh), reread=reread, index=str(folder), saved=saved)
+        stats.update(models=len(fresh), reread=len(stale), index=str(folder), saved=saved)
     return [fresh[k] for k in sorted(fresh)]
 
 

@@ -139,18 +139,16 @@ def cmd_compare(args) -> int:
 
 
 def cmd_catalog(args) -> int:
-    from ..catalog import build_catalog, load_models
+    from ..catalog import build_catalog, index_path
     from ..names import check_name
 
     task = check_name(args.task, "task") if args.task else None
     reg = registry(args)
     stats: dict = {}
-    entries = load_models(reg, task, stats=stats)
-    result = build_catalog(entries, args.output, reg.url)
-    result["models"] = len(entries)
-    result["index"] = stats.get("index")
-    result["reread"] = stats.get("reread")
+    result = build_catalog(reg, args.output, task=task, stats=stats)
+    result["index"] = str(index_path(reg.url))
+    result["reread"] = stats.get("reread", 0)
     emit(args, result, lambda: safe_text(
-        f"catalog of {len(entries)} models in {result['outdir']}: {len(result['written'])} of {result['pages']} "
+        f"catalog of {result['models']} models in {result['outdir']}: {len(result['written'])} of {result['pages']} "
         f"pages written, {result['unchanged']} unchanged") + f"\nopen {safe_text(result['outdir'])}/index.html")
     return 0

@@ -196,3 +196,21 @@ def test_stale_index_is_refreshed_after_register(tmp_path):
     index[0].write_text("{not json")
     rows = run_omrw("search", "--where", "framework=jax", "--json", env=env, check=True).json
     assert len(rows) == 2
+
+
+def test_lagging_head_is_not_trusted(tmp_path):
+    """A writer killed between its event and the head: the head still names the old tail, which
+    the index has seen; the probe of event seq+1 makes the model be re-read through the log."""
+    import hashlib
+
+    env = _env(tmp_path)
+    _register(tmp_path, env, "ct/lag", "v1", {"framework": "jax"}, [])
+    assert [r["ref"] for r in run_omrw("search", "--json", env=env, check=True).json] == ["ct/lag@v1"]
+    mdir = tmp_path / "registry" / "tasks" / "ct" / "models" / "lag" / "audit"
+    old_head = (mdir / "head.json").read_bytes()
+    _register(tmp_path, env, "ct/lag", "v2", {"framework": "jax"}, [])
+    (mdir / "head.json").write_bytes(old_head)  # as if the head update after event 2 was lost
+    head = json.loads(old_head)
+    assert head["sha256"] == hashlib.sha256((mdir / "events" / f"{head['seq']:010d}.json").read_bytes()).hexdigest()
+    rows = run_omrw("search", "--json", env=env, check=True).json
+    assert [(r["ref"], r["aliases"]) for r in rows] == [("ct/lag@v1", []), ("ct/lag@v2", ["latest"])]
