@@ -303,7 +303,9 @@ def _killpg(pgid: int) -> None:
         pass
 
 
-class _TrackedHTTP(http.client.HTTPConnection):
+class _Tracked:
+    """A connection whose socket the watchdog can shut down at the hook's deadline."""
+
     def __init__(self, abort: _Abort, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._omr_abort = abort
@@ -313,14 +315,12 @@ class _TrackedHTTP(http.client.HTTPConnection):
         self._omr_abort.add_socket(self.sock)
 
 
-class _TrackedHTTPS(http.client.HTTPSConnection):
-    def __init__(self, abort: _Abort, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._omr_abort = abort
+class _TrackedHTTP(_Tracked, http.client.HTTPConnection):
+    pass
 
-    def connect(self):
-        super().connect()
-        self._omr_abort.add_socket(self.sock)
+
+class _TrackedHTTPS(_Tracked, http.client.HTTPSConnection):
+    pass
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
