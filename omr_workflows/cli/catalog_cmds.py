@@ -66,6 +66,15 @@ def _cell(v) -> str:
     return safe_text(v)
 
 
+def _warn_unreadable(models: list[dict]) -> None:
+    """A model the log refuses (edited event, head and tail disagreeing...) is left out, said once."""
+    import sys
+
+    for m in models:
+        if m.get("error"):
+            sys.stderr.write(safe_text(f"omrw: warning: {m['task']}/{m['model']} left out: {m['error']}") + "\n")
+
+
 def cmd_search(args) -> int:
     from ..catalog.index import load_models, version_rows
     from ..names import check_name
@@ -78,7 +87,9 @@ def cmd_search(args) -> int:
         raise InvalidInputError(f"--limit {args.limit}: must be 0 or more")
     task = check_name(args.task, "task") if args.task else None
     reg = registry(args)
-    rows = search_rows(version_rows(load_models(reg, task)), query=args.query, where=exprs, stage=args.stage,
+    models = load_models(reg, task)
+    _warn_unreadable(models)
+    rows = search_rows(version_rows(models), query=args.query, where=exprs, stage=args.stage,
                        alias=args.alias, sort=args.sort, desc=args.desc, limit=args.limit)
 
     def human() -> str:

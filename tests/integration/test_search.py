@@ -214,3 +214,14 @@ def test_lagging_head_is_not_trusted(tmp_path):
     assert head["sha256"] == hashlib.sha256((mdir / "events" / f"{head['seq']:010d}.json").read_bytes()).hexdigest()
     rows = run_omrw("search", "--json", env=env, check=True).json
     assert [(r["ref"], r["aliases"]) for r in rows] == [("ct/lag@v1", []), ("ct/lag@v2", ["latest"])]
+
+
+def test_a_model_the_log_refuses_is_left_out_with_a_warning(tmp_path):
+    env = _env(tmp_path)
+    _register(tmp_path, env, "ct/good", "v1", {"framework": "jax"}, [])
+    _register(tmp_path, env, "ct/bad", "v1", {"framework": "jax"}, [])
+    ev = tmp_path / "registry" / "tasks" / "ct" / "models" / "bad" / "audit" / "events" / "0000000001.json"
+    ev.write_bytes(ev.read_bytes().replace(b'"register"', b'"adopt"'))  # the newest event edited: head disagrees
+    p = run_omrw("search", "--json", env=env, check=True)
+    assert [r["ref"] for r in p.json] == ["ct/good@v1"]
+    assert "ct/bad left out" in p.stderr and "head and tail disagree" in p.stderr
