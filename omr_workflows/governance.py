@@ -136,7 +136,9 @@ def sign_version(reg, task: str, model: str, version: str, key, *, actor: str, r
 
 
 def version_signers(reg, policy: Policy, v, ref: str) -> tuple[list[Signer], list[str]]:
-    """(policy signers with a valid signature of the version, problems of the others)."""
+    """(policy signers with a valid signature of the version, problems of the signatures by policy
+    signers that do not verify). Signatures by keys the policy does not name are ignored here
+    (`omrw audit` counts them)."""
     from .signing import dsse, modelsig
 
     mkey = layout.model_key(v.task, v.model)
@@ -151,7 +153,6 @@ def version_signers(reg, policy: Policy, v, ref: str) -> tuple[list[Signer], lis
     for name in sorted(names):
         key_id = name[:-4]
         if key_id not in keys:
-            problems.append(f"{name}: by a key that is not a signer of the policy")
             continue
         skey = f"{base}/{name}"
         try:
@@ -183,6 +184,8 @@ def check_resolution(reg, lp: LoadedPolicy, v, *, tail: Event | None, tail_sha: 
                              f"cannot vouch for it", obj=v.ref)
     if tail is not None and rule.require_signed_events:
         _signed_event(policy, storage, mkey, tail.seq, ref, required=True, expect_sha=tail_sha)
+    if alias is not None and alias_seq is not None:
+        _check_alias(policy, rule, storage, mkey, ref, v, alias, alias_seq, info)
     anchor, anchor_signer = _signed_event(policy, storage, mkey, v.anchor.seq, ref, required=rule.require_signed_events,
                                           expect_sha=v.anchor.event_sha256)
     if anchor_signer is not None:
@@ -190,10 +193,9 @@ def check_resolution(reg, lp: LoadedPolicy, v, *, tail: Event | None, tail_sha: 
             raise TrustError(f"{v.ref}: registered (event {anchor.seq}) by {anchor_signer.id}, whom the policy "
                                  f"does not allow to register {ref}", obj=f"{ref}#{anchor.seq}")
         info.registered_by = anchor_signer.label()
-    if alias is not None and alias_seq is not None:
-        _check_alias(policy, rule, storage, mkey, ref, v, alias, alias_seq, info)
     signers, problems = version_signers(reg, policy, v, v.ref)
-    if problems and any("covers other files" in p or "does not" in p for p in problems):
+    if problems:
+        # By a signer of the policy, yet it does not verify or covers other files: swapped or forged.
         raise TrustError(f"{v.ref}: a signature of the version does not verify: {problems[0]}", obj=v.ref)
     allowed = [s for s in signers if policy.allows(rule.register_, s)]
     info.signed_by = [s.label() for s in allowed]
@@ -520,6 +522,6 @@ def audit_model(reg, task: str, model: str) -> tuple[dict, list[str]]:
                 continue
             signers, bad = version_signers(reg, lp.policy, v, v.ref)
             report["versions"][name] = [s.label() for s in signers]
-            problems += [f"{v.ref}: signature {p}" for p in bad if "not a signer" not in p]
+            problems += [f"{v.ref}: signature {p}" for p in bad]
     report["policy"] = None if lp is None else ("verified" if lp.verified else "unverified")
     return report, problems
