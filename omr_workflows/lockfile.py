@@ -162,8 +162,11 @@ def read_lock(path: str | os.PathLike) -> LockFile:
         raise InvalidInputError(f"lock file {path!r} is not a valid omr lock file: {validation_detail(e)}") from None
 
 
-def write_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write a file so readers see the old or the new content, never a part (tmp + os.replace)."""
+def write_atomic(path: str | os.PathLike, data: bytes, fsync: bool = True) -> None:
+    """Write a file so readers see the old or the new content, never a part (tmp + os.replace).
+
+    The one owner of atomic writes of user-side files (lock files, reports, the catalog and its
+    index); `fsync=False` for caches and pages that can be rebuilt."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
@@ -172,8 +175,9 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
     try:
         with open(tmp, "xb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:

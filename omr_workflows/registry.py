@@ -456,7 +456,7 @@ class Registry:
         mkey = layout.model_key(task, model)
         events = [ev.model_dump(exclude=STATE_FIELDS) | {"sha256": h}
                   for ev, h in audit.load_events(self.storage, mkey)]
-        self._label_signers(mkey, events)
+        self.label_signers(mkey, events)
         if not events:
             # A registry written by omnibioai-model-registry has only the compat log.
             try:
@@ -471,7 +471,7 @@ class Registry:
             raise NotFoundError(f"model {task}/{model} not found in {self.url}; run `omrw list`", obj=f"{task}/{model}")
         return events
 
-    def _label_signers(self, mkey: str, events: list[dict]) -> None:
+    def label_signers(self, mkey: str, events: list[dict]) -> None:
         """`signed_by` of each signed event: the policy signer whose key verifies it, else why not."""
         if not any(e.get("signature") for e in events):
             return

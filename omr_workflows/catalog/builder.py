@@ -21,7 +21,6 @@ import json
 import math
 import os
 import re
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -411,18 +410,10 @@ def write_if_changed(path: Path, data: bytes) -> bool:
                     return False
             except OSError:
                 pass
+    from ..lockfile import write_atomic
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomic(path, data, fsync=False)
     return True
 
 

@@ -27,8 +27,6 @@ import gc
 import os
 import re
 import stat
-import tempfile
-from ..events import STATE_FIELDS
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +34,7 @@ from .. import audit, layout, transitions
 from ..bounds import MAX_INPUT_BYTES, MAX_META_BYTES, load_json_bounded
 from ..constants import META_NAME, cache_dir
 from ..errors import InvalidInputError, NotFoundError, OmrError
+from ..events import STATE_FIELDS
 
 FORMAT = "omr-catalog-index/2"
 INDEX_NAME = "catalog-v1"
@@ -301,8 +300,8 @@ def model_entry(reg, task: str, model: str, key: list | None) -> dict:
         anchors = transitions.anchors_of(events)
         history = [ev.model_dump(exclude=STATE_FIELDS) | {"sha256": h}
                    for ev, h in events]
-        if any(e.get("signature") for e in history) and hasattr(reg, "_label_signers"):
-            reg._label_signers(layout.model_key(task, model), history)  # `signed_by`, as `omrw history` shows it
+        if any(e.get("signature") for e in history):
+            reg.label_signers(layout.model_key(task, model), history)  # `signed_by`, as `omrw history` shows it
         recs = []
         for name in reg.versions(task, model):
             try:
@@ -364,19 +363,12 @@ def _load(folder: Path, url: str, only: set[str] | None = None) -> dict[str, dic
 
 
 def _save(path: Path, url: str, models: dict) -> None:
+    from ..lockfile import write_atomic
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({"format": FORMAT, "registry": url, "models": models}, f, ensure_ascii=False,
-                      separators=(",", ":"))
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    data = json.dumps({"format": FORMAT, "registry": url, "models": models}, ensure_ascii=False,
+                      separators=(",", ":")).encode()
+    write_atomic(path, data, fsync=False)
 
 
 def scan(reg, task: str | None = None) -> list[tuple[str, str, str, list | None]]:
