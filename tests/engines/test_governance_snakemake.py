@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.chain_rewrite import rewrite_chain
+
 from .conftest import RULES, govern, omrw_cli, run_snakemake, set_policy, toy_files
 
 pytestmark = pytest.mark.snakemake
@@ -216,3 +218,32 @@ def test_storage_plugin_declares_the_trust_setting():
     (trust,) = [f for f in fields(StorageProviderSettings) if f.name == "trust"]
     assert trust.default is None and "Trust root" in trust.metadata["help"]
     assert trust.metadata["env_var"] is False and trust.metadata["required"] is False
+
+
+def test_storage_plugin_refuses_a_consistently_rewritten_chain(tmp_path, governed):
+    """After the approvals, a group member rewrites the chain so production is v1 again (every
+    hash, head and pointer recomputed, signatures dropped): the plugin refuses at DAG time."""
+    gov, env = governed, clean_env(tmp_path)
+    for who in ("b", "c"):
+        omrw_cli("approve", "demo/toy@v2", "--to", "production", "--key", str(gov.keys[who]), registry=gov.url)
+    store = workflow(tmp_path, "trusted-storage", STORAGE, storage_config(gov, trust=True))
+    run_snakemake(store, "--cores", "1", env=env)
+    assert (store / "use/model.txt").read_bytes() == toy_files("two")["model.json"]
+
+    def back_to_v1(ev):
+        if "production" in ev["aliases"]:
+            ev["aliases"]["production"]["version"] = "v1"
+            ev["digests"]["v1"] = ev["digests"].get("v1") or next(
+                e for e in events if e["kind"] == "register" and e["version"] == "v1")["digest"]
+
+    mdir = Path(gov.url) / "tasks" / "demo" / "models" / "toy"
+    events = [json.loads(p.read_bytes()) for p in sorted((mdir / "audit" / "events").glob("*.json"))]
+    rewrite_chain(mdir, back_to_v1, strip_signatures=True)
+    plain = workflow(tmp_path, "plain-storage", STORAGE, storage_config(gov, trust=False))
+    run_snakemake(plain, "--cores", "1", env=env)  # without a trust root the rewrite is invisible
+    assert (plain / "use/model.txt").read_bytes() == toy_files("one")["model.json"]
+    (store / "use/model.txt").unlink()
+    proc = run_snakemake(store, "--cores", "1", env=env, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "omr trust check failed" in out and "audit event" in out, out[-3000:]
+    assert not (store / "use/model.txt").exists()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.chain_rewrite import rewrite_chain
 from tests.conftest import OMRW, make_artifacts, run_omrw
 
 TASK, MODEL = "celltype", "pbmc"
@@ -173,33 +174,7 @@ def test_eight_concurrent_approvals_lose_nothing_and_move_once(tmp_path):
 
 # ---------------------------------------------------------------------- acceptance 4: a consistent rewrite
 def _rewrite_chain(g: Gov, edit, strip_signatures: bool = False) -> None:
-    """What a group member with write access can do: edit events, then recompute every hash,
-    head.json, alias pointers and anchors so that the chain is consistent again."""
-    edir = g.mdir / "audit" / "events"
-    events = [json.loads(p.read_bytes()) for p in sorted(edir.glob("*.json"))]
-    for ev in events:
-        edit(ev)
-        if strip_signatures:
-            ev["signature"] = None
-    prev = ""
-    shas = {}
-    for ev in events:
-        ev["prev"] = prev
-        data = json.dumps(ev, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
-        (edir / f"{ev['seq']:010d}.json").write_bytes(data)
-        prev = shas[ev["seq"]] = hashlib.sha256(data).hexdigest()
-    last = events[-1]
-    (g.mdir / "audit" / "head.json").write_text(json.dumps({"seq": last["seq"], "sha256": prev}))
-    for alias, state in last["aliases"].items():
-        p = g.mdir / "aliases" / f"{alias}.json"
-        pointer = json.loads(p.read_text()) if p.exists() else {"task": TASK, "model_name": MODEL, "alias": alias}
-        pointer.update(version=state["version"], event_seq=state["seq"], event_sha256=shas[state["seq"]],
-                       digest=last["digests"].get(state["version"]))
-        p.write_text(json.dumps(pointer))
-    for ev in events:
-        if ev["kind"] == "register":
-            (g.mdir / "audit" / "anchors" / f"{ev['version']}.json").write_text(json.dumps(
-                {"version": ev["version"], "digest": ev["digest"], "seq": ev["seq"], "event_sha256": shas[ev["seq"]]}))
+    rewrite_chain(g.mdir, edit, strip_signatures)
 
 
 def _approved_production(g: Gov) -> None:
