@@ -108,7 +108,8 @@ def write_signature(reg, v, key) -> tuple[str, bool]:
     skey = layout.signature_key(mkey, v.version, key.key_id)
     if reg.storage.write_if_absent(skey, modelsig.sign_files(v.ref, files, key)):
         return skey, True
-    signed = modelsig.verify_bundle(reg.storage.read_bytes(skey), {key.key_id: key.public()}, skey)
+    signed = modelsig.verify_bundle(reg.storage.read_small(skey, MAX_SIGNATURE_BYTES), {key.key_id: key.public()},
+                                    skey)
     if modelsig.compare(signed.files, files):
         raise IntegrityError(f"{v.ref}: the signature by this key ({skey}) covers other files than the version has",
                              obj=skey)
@@ -139,7 +140,7 @@ def version_signers(reg, policy: Policy, v, ref: str) -> tuple[list[Signer], lis
     """(policy signers with a valid signature of the version, problems of the signatures by policy
     signers that do not verify). Signatures by keys the policy does not name are ignored here
     (`omrw audit` counts them)."""
-    from .signing import dsse, modelsig
+    from .signing import modelsig
 
     mkey = layout.model_key(v.task, v.model)
     base = layout.signatures_key(mkey, v.version)
@@ -156,9 +157,9 @@ def version_signers(reg, policy: Policy, v, ref: str) -> tuple[list[Signer], lis
             continue
         skey = f"{base}/{name}"
         try:
-            data = reg.storage.read_bytes(skey)
+            data = reg.storage.read_small(skey, MAX_SIGNATURE_BYTES)
             signed = modelsig.verify_bundle(data, {key_id: keys[key_id]}, skey)
-        except (dsse.BadSignatureError, dsse.UnknownKeyError, InvalidInputError) as exc:
+        except (IntegrityError, InvalidInputError) as exc:  # bad or foreign signature, malformed, oversized
             problems.append(f"{name}: {exc}")
             continue
         diff = modelsig.compare(signed.files, files)

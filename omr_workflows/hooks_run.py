@@ -64,9 +64,11 @@ def hook_log(reg, task: str, model: str, seq: int) -> list[dict] | None:
 
     key = layout.hook_log_key(layout.model_key(task, model), seq)
     try:
-        data = reg.storage.read_bytes(key)
+        data = reg.storage.read_small(key, 1 << 20)
     except NotFoundError:
         return None
+    except OmrError:
+        return [{"error": "hook log unreadable (planted?)"}]
     try:
         out = load_json_bounded(data, key)
     except OmrError:

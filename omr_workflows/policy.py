@@ -260,8 +260,8 @@ def read_policy(storage, trust: TrustRoot | None) -> LoadedPolicy | None:
 
     key = layout.policy_key()
     try:
-        raw = storage.read_bytes(key)
-    except IntegrityError as exc:  # a symlink or FIFO planted at the policy's key
+        raw = storage.read_small(key, MAX_POLICY_BYTES * 2)
+    except IntegrityError as exc:  # a symlink, FIFO or huge file planted at the policy's key
         if trust is None:
             return None
         raise TrustError(f"registry policy {key}: {exc}: ignored, never obeyed", obj=key) from None

@@ -279,5 +279,17 @@ class Storage(ABC):
     def local_path(self, key: str):
         """A `pathlib.Path` when the bytes are on a local/NFS filesystem, else None."""
 
+    def read_small(self, key: str, limit: int) -> bytes:
+        """A whole object that must be small (a signature, the policy, a hook log): reads at most
+        `limit` + 1 bytes, so a huge file planted at such a key cannot exhaust memory."""
+        from ..errors import IntegrityError
+
+        with self.open_read(key) as f:
+            data = f.read(limit + 1)
+        if len(data) > limit:
+            raise IntegrityError(f"{key}: more than {limit} bytes, too large for what it should be (planted?)",
+                                 obj=key)
+        return data
+
     def join(self, *parts: str) -> str:
         return "/".join(p.strip("/") for p in parts if p)

@@ -521,3 +521,20 @@ def test_run_records_report_and_crate_say_who_signed_and_approved(gov, tmp_path)
     cache = tmp_path / "rocval.sqlite"
     build_cache(cache)
     assert_valid(out, "process-run-crate-0.5", cache)
+
+
+def test_huge_or_planted_governance_files_are_refused_without_reading_them_whole(gov, tmp_path):
+    gov.register("v1", sign=True)
+    sig = next((gov.mdir / "signatures" / "v1").glob("*.sig"))
+    with open(sig, "r+b") as f:  # 64 MiB of nothing where a signature should be (sparse: costs no disk)
+        f.truncate(64 << 20)
+    out = gov.omrw("resolve", f"{MK}@v1", trust=True)
+    assert out.returncode == 1 and "too large" in out.stderr and out.stderr.count("\n") == 1
+    sig.unlink()
+    policy = Path(gov.registry) / "policy" / "policy.json"
+    policy.unlink()
+    policy.symlink_to(tmp_path / "trust.json")
+    out = gov.omrw("resolve", f"{MK}@v1", trust=True)
+    assert out.returncode == 1 and "never obeyed" in out.stderr
+    # Without a trust root a planted policy does not stop anyone (it is advice to writers only).
+    assert gov.omrw("resolve", f"{MK}@v1").returncode == 0
