@@ -22,23 +22,10 @@ from .errors import ConflictError, IntegrityError, InvalidInputError, NotFoundEr
 from .events import EVENT_PAYLOAD_TYPE, Event, EventRef, now_utc_iso, signed_payload
 from .hashing import sha256_hex
 from .policy import LoadedPolicy, Policy, Rule, Signer
+from .trustinfo import TrustInfo  # noqa: F401  (part of this module's API)
 
 MAX_SIGNATURE_BYTES = 4 << 20
 MAX_SIGNATURES = 64
-
-
-class TrustInfo(BaseModel):
-    """How a resolved version was trusted: what `resolve --json` and run records carry."""
-
-    policy_digest: str
-    policy_serial: int
-    policy_signed_by: str | None = None
-    registered_by: str | None = Field(default=None, description="signer of the event that registered the version")
-    signed_by: list[str] = Field(default_factory=list, description="signers of valid model signatures")
-    requested_by: str | None = None
-    approved_by: list[str] = Field(default_factory=list)
-    alias_event_seq: int | None = None
-    protected: bool = False
 
 
 # ---------------------------------------------------------------------- event signatures
@@ -488,8 +475,6 @@ def audit_model(reg, task: str, model: str) -> tuple[dict, list[str]]:
     outcome, and every model signature of its versions. A bad signature is always a problem;
     unsigned events and unknown keys are problems only under a trusted policy that requires
     signed events."""
-    from .policy import LoadedPolicy  # noqa: F401  (type of reg.loaded_policy())
-
     mkey = layout.model_key(task, model)
     ref = f"{task}/{model}"
     problems: list[str] = []

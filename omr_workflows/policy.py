@@ -27,8 +27,7 @@ from .names import name_type
 
 Name = name_type()
 POLICY_PAYLOAD_TYPE = "application/vnd.omr.policy.v1+json"
-ENV_TRUST = "OMR_TRUST"
-TRUST_FILE_NAME = "omr-trust.json"
+from .trustinfo import ENV_TRUST  # the lookup of the trust file lives there
 MAX_POLICY_BYTES = 1 << 20
 
 
@@ -216,24 +215,17 @@ def trust_from_public_key(path: str | os.PathLike, name: str | None = None) -> T
 
 def find_trust(explicit: str | None = None, lock_trust: TrustRoot | None = None,
                start: str | os.PathLike | None = None) -> TrustRoot | None:
-    """The consumer's trust root: --trust, $OMR_TRUST, the lock file's, the pipeline's, the user's.
+    """The consumer's trust root: --trust, $OMR_TRUST, the lock file's, the pipeline's, the user's
+    (`trustinfo.trust_file` says which file). `none` turns every source off."""
+    from .trustinfo import trust_file
 
-    `OMR_TRUST=none` (or `--trust none`) turns every source off.
-    """
-    for source in (explicit, os.environ.get(ENV_TRUST)):
-        if source:
-            if source == "none":
-                return None
-            return load_trust_file(source)
+    if explicit or os.environ.get(ENV_TRUST):
+        source = trust_file(explicit, start)
+        return None if source == "none" else load_trust_file(source)
     if lock_trust is not None:
         return lock_trust
-    local = Path(start or os.getcwd()) / TRUST_FILE_NAME
-    if local.is_file():
-        return load_trust_file(local)
-    config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "omr" / "trust.json"
-    if config.is_file():
-        return load_trust_file(config)
-    return None
+    source = trust_file(None, start)
+    return load_trust_file(source) if source else None
 
 
 # ---------------------------------------------------------------------- the registry's copy

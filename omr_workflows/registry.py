@@ -60,7 +60,7 @@ class ResolveResult(BaseModel):
     deprecated: str | None = Field(default=None, description="why, when and by whom the version was deprecated")
 
 
-from .governance import TrustInfo  # noqa: E402
+from .trustinfo import TrustInfo  # noqa: E402
 from .register import RegisterResult  # noqa: E402  (re-exported: part of this module's API)
 
 ResolveResult.model_rebuild()
@@ -85,9 +85,12 @@ class Registry:
         """The registry's policy: verified against `trust` (IntegrityError when it fails), or
         unverified advice for writers when no trust root is configured; None when there is none."""
         if self._policy is None:
-            from .policy import read_policy
+            if self.trust is None and not self.storage.exists(layout.policy_key()):
+                self._policy = (None,)  # the common case costs one stat, and no import of policy.py
+            else:
+                from .policy import read_policy
 
-            self._policy = (read_policy(self.storage, self.trust),)
+                self._policy = (read_policy(self.storage, self.trust),)
         return self._policy[0]
 
     def committed(self, mkey: str, event: Event, sha: str, aliases: list[str]) -> None:

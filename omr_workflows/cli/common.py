@@ -45,9 +45,14 @@ def registry(args, lock_trust=None):
 
 def trust_root(args, lock_trust=None):
     """The consumer's trust root, or None (then nothing is enforced at the point of use)."""
+    from ..trustinfo import trust_file
+
+    explicit = getattr(args, "trust", None)
+    if lock_trust is None and trust_file(explicit) is None:
+        return None  # no trust root anywhere: policy.py (pydantic models, hooks) is never imported
     from ..policy import find_trust
 
-    return find_trust(getattr(args, "trust", None), lock_trust)
+    return find_trust(explicit, lock_trust)
 
 
 def signing_key(args, option: str = "key"):

@@ -27,26 +27,38 @@ class Gov:
 
     def __init__(self, tmp: Path, approvers: int = 2, signers: tuple[str, ...] = ("alice", "bob", "carol"),
                  rule: dict | None = None):
+        # Keys, trust file and policy are made in-process (what `omrw keygen`, `omrw trust` and
+        # `omrw policy set` do; those commands are tested on their own below): the suite's time
+        # goes to the behaviour under test, not to interpreter start-ups.
+        from omr_workflows.policy import TrustKey, TrustRoot
+        from omr_workflows.signing.keys import generate
+
+        tmp.mkdir(parents=True, exist_ok=True)
         self.tmp = tmp
         self.registry = str(tmp / "registry")
         self.keys: dict[str, Path] = {}
         self.signer_entries = []
         for name in ("root", *signers):
-            out = run_omrw("keygen", "-o", str(tmp / name), "--name", name.title(), "--email", f"{name}@lab.org",
-                           "--json", check=True)
+            key = generate(tmp / f"{name}.key", tmp / f"{name}.pub")
             self.keys[name] = tmp / f"{name}.key"
             if name != "root":
-                self.signer_entries.append(out.json["signer"])
-        run_omrw("trust", str(tmp / "root.pub"), "-o", str(tmp / "trust.json"), check=True)
+                self.signer_entries.append({"id": name, "name": name.title(), "email": f"{name}@lab.org",
+                                            "public_key": key.public_pem, "roles": []})
+        root = TrustRoot(keys=[TrustKey(name="root", public_key=(tmp / "root.pub").read_text())])
+        (tmp / "trust.json").write_text(root.model_dump_json(indent=2))
         self.trust = str(tmp / "trust.json")
         self.rule = {"match": "*", "protected_aliases": ["production"], "approvals_required": approvers} | (rule or {})
         self.set_policy(self.rule)
 
     def set_policy(self, rule: dict, serial: int = 1, key: str = "root", extra: dict | None = None):
+        from omr_workflows import layout
+        from omr_workflows.policy import parse_policy, sign_policy
+        from omr_workflows.signing.keys import load_private
+        from omr_workflows.storage import open_storage
+
         policy = {"serial": serial, "signers": self.signer_entries, "rules": [rule]} | (extra or {})
-        path = self.tmp / f"policy-{serial}.json"
-        path.write_text(json.dumps(policy))
-        run_omrw("policy", "set", str(path), "--key", str(self.keys[key]), registry=self.registry, check=True)
+        signed = sign_policy(parse_policy(json.dumps(policy), "policy.json"), load_private(self.keys[key]))
+        open_storage(self.registry).write_replace(layout.policy_key(), signed)
 
     def omrw(self, *args: str, who: str | None = None, trust: bool = False, check: bool | None = None, env=None):
         extra = []
@@ -384,6 +396,27 @@ def test_signature_over_other_bytes_and_unknown_keys_are_named(gov, tmp_path):
     sigs = aud["signatures"][MK]
     assert sigs["unknown_key"] == [2] and sigs["bad_signature"] == [] and sigs["signed"] == 1
     assert any("audit event 2 is signed by a key" in p for p in aud["problems"])
+
+
+def test_keygen_trust_and_policy_commands(tmp_path, local_registry):
+    out = run_omrw("keygen", "-o", str(tmp_path / "root"), "--json", check=True).json
+    assert (tmp_path / "root.key").stat().st_mode & 0o777 == 0o600
+    assert run_omrw("keygen", "-o", str(tmp_path / "root")).returncode == 2  # never overwrites a key
+    alice = run_omrw("keygen", "-o", str(tmp_path / "alice"), "--name", "Alice", "--email", "a@lab.org", "--json",
+                     check=True).json
+    assert alice["signer"]["name"] == "Alice" and alice["key_id"] != out["key_id"]
+    run_omrw("trust", str(tmp_path / "root.pub"), "-o", str(tmp_path / "trust.json"), check=True)
+    (tmp_path / "p.json").write_text(json.dumps({"signers": [alice["signer"]], "rules": []}))
+    assert run_omrw("policy", "check", str(tmp_path / "p.json"), check=True).returncode == 0
+    refused = run_omrw("policy", "set", str(tmp_path / "p.json"), "--key", str(tmp_path / "alice.key"), "--trust",
+                       str(tmp_path / "trust.json"), registry=local_registry)
+    assert refused.returncode == 4 and "not a key of the configured trust root" in refused.stderr
+    run_omrw("policy", "set", str(tmp_path / "p.json"), "--key", str(tmp_path / "root.key"), registry=local_registry,
+             check=True)
+    shown = run_omrw("policy", "show", "--json", "--trust", str(tmp_path / "trust.json"), registry=local_registry,
+                     check=True).json
+    assert shown["verified"] is True and shown["signed_by"] == "root" and shown["policy"]["signers"][0]["id"] == "alice"
+    assert run_omrw("schema", "policy", check=True).stdout.startswith("{")
 
 
 def test_without_a_trust_root_nothing_changes(tmp_path, local_registry):

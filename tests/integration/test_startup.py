@@ -1,4 +1,5 @@
-"""Start-up cost guard: a local `omrw resolve` must not load fsspec, rich, yaml or rocrate.
+"""Start-up cost guard: a local `omrw resolve` must not load fsspec, rich, yaml or rocrate, nor,
+without a trust root, the governance machinery (policy, signatures, hooks, cryptography).
 
 (Timings live in benchmarks/bench_core.py; this checks the import discipline that makes them.)
 """
@@ -18,7 +19,9 @@ from omr_workflows.cli.main import main
 out = io.StringIO()
 with contextlib.redirect_stdout(out):
     code = main(sys.argv[1:])
-heavy = [m for m in ("fsspec", "rich", "yaml", "rocrate", "snakemake", "s3fs", "boto3") if m in sys.modules]
+heavy = [m for m in ("fsspec", "rich", "yaml", "rocrate", "snakemake", "s3fs", "boto3", "cryptography",
+                    "http.client", "urllib.request", "omr_workflows.policy", "omr_workflows.governance",
+                    "omr_workflows.hooks", "omr_workflows.signing.keys") if m in sys.modules]
 print(json.dumps({"code": code, "heavy": heavy, "out": out.getvalue()}))
 """
 
@@ -40,3 +43,11 @@ def test_import_package_is_lazy():
     code = "import sys, omr_workflows; print(sorted(m for m in ('pydantic', 'fsspec', 'xxhash') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_register_and_promote_without_a_policy_import_no_governance(local_registry, tmp_path):
+    art = make_artifacts(tmp_path / "pkg")
+    got = _probe("--registry", local_registry, "register", "cls/m", "--version", "v1", "--artifacts", str(art),
+                 "--no-provenance")
+    assert got["code"] == 0
+    assert not [m for m in got["heavy"] if m.startswith(("omr_workflows.", "cryptography", "http", "urllib"))], got
