@@ -483,7 +483,11 @@ def audit_model(reg, task: str, model: str) -> tuple[dict, list[str]]:
     except IntegrityError as exc:
         return {"policy": "refused"}, [str(exc)]
     raw: list[tuple[Event, bytes]] = []
-    for ev, _h in audit.load_events(reg.storage, mkey):
+    try:
+        events = audit.load_events(reg.storage, mkey)
+    except OmrError:
+        events = []  # a broken chain: `fsck.model_problems` names it; there is nothing to attribute
+    for ev, _h in events:
         try:
             raw.append(audit.read_event(reg.storage, mkey, ev.seq))
         except OmrError:
