@@ -6,7 +6,6 @@ from __future__ import annotations
 from ..errors import IntegrityError, InvalidInputError
 from .common import (emit, state_fields, parse_duration, parse_kv, read_json_file, read_params_file, record_provenance, registry,
                      safe_text)
-from ..runrecord import record_touch
 
 
 def add_parsers(sub, common) -> None:
@@ -76,6 +75,13 @@ def add_parsers(sub, common) -> None:
                    help="only debris older than this (default 1h; e.g. 0, 30m, 2d)")
     p.add_argument("--dry-run", action="store_true")
     p.set_defaults(func=cmd_gc)
+
+
+def record_touch(*args, **kwargs):
+    """runrecord (pydantic models) is imported only by a command that writes a record."""
+    from ..runrecord import record_touch as touch
+
+    return touch(*args, **kwargs)
 
 
 def _split_model(text: str) -> tuple[str, str]:
