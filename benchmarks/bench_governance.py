@@ -79,9 +79,10 @@ def main() -> None:
             if name != "root":
                 entries.append(out["signer"])
         omrw("trust", str(tmp / "root.pub"), "-o", str(tmp / "trust.json"), registry=reg)
-        policy = {"serial": 1, "signers": entries, "rules": [{"match": "*", "protected_aliases": ["production"],
+        policy = {"serial": 1, "signers": entries, "rules": [{"match": "t/m", "protected_aliases": ["production"],
                                                                "approvals_required": 2,
-                                                               "require_signed_versions": True}]}
+                                                               "require_signed_versions": True},
+                                                              {"match": "*"}]}
         (tmp / "policy.json").write_text(json.dumps(policy))
         omrw("policy", "set", str(tmp / "policy.json"), "--key", keys["root"], registry=reg)
         small = tmp / "small"

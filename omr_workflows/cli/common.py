@@ -48,7 +48,8 @@ def trust_root(args, lock_trust=None):
     from ..trustinfo import trust_file
 
     explicit = getattr(args, "trust", None)
-    if lock_trust is None and trust_file(explicit) is None:
+    source = trust_file(explicit)
+    if source == "none" or (lock_trust is None and source is None):
         return None  # no trust root anywhere: policy.py (pydantic models, hooks) is never imported
     from ..policy import find_trust
 
