@@ -89,6 +89,11 @@ def default_demote_to() -> str:
     return os.environ.get(ENV_DEMOTE_TO, "").strip() or "archived"
 
 
+def offline() -> bool:
+    """`OMR_OFFLINE=1` (or `--offline`): refuse every remote registry at once, never wait on a network."""
+    return os.environ.get("OMR_OFFLINE", "").strip() not in ("", "0", "false", "no")
+
+
 def debug_enabled() -> bool:
     return os.environ.get(ENV_DEBUG, "").strip() not in ("", "0", "false", "no")
 

@@ -18,9 +18,9 @@ Name = name_type()
 STAGES = ("development", "staging", "production", "archived")
 STAGE_ALIASES = {"staging": "staging", "production": "production"}
 STAGE_ONLY = ("development", "archived")
-ANCHOR_KINDS = ("register", "adopt")
-EVENT_KINDS = ("register", "adopt", "promote", "stage", "request", "approve", "reject", "sign", "deprecate", "retire",
-               "prune")
+ANCHOR_KINDS = ("register", "adopt", "import")
+EVENT_KINDS = ("register", "adopt", "import", "promote", "stage", "request", "approve", "reject", "sign", "deprecate",
+               "retire", "prune")
 #: DSSE payload type of an event signature (docs/DESIGN.md, "Governance").
 EVENT_PAYLOAD_TYPE = "application/vnd.omr.event.v1+json"
 KEYID_PATTERN = r"^[0-9a-f]{64}$"
@@ -93,14 +93,31 @@ class EventSignature(BaseModel):
     sig: str = Field(max_length=1024, pattern=r"^[A-Za-z0-9+/=]+$")
 
 
+class Origin(BaseModel):
+    """`import`: where a version came from, and the source's own record of it (docs/DESIGN.md, "Bundles").
+
+    The source chain's events (1 to `head`) are kept write-once under `audit/origins/<chain>/`,
+    so the original register, approval and promotion records, with their signatures, stay
+    checkable in the target; `anchor` names the one that registered the version there.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    registry: str = Field(max_length=MAX_TEXT, description="the source registry, as the exporter named it")
+    bundle: str | None = Field(default=None, pattern=DIGEST_PATTERN,
+                               description="sha256 of the bundle's index (None: mirrored registry to registry)")
+    chain: str = Field(pattern=HEX_PATTERN, description="sha256 of event 1 of the source model's log: its identity")
+    anchor: EventRef = Field(description="the source event that registered (or imported) the version")
+    head: EventRef = Field(description="the source chain's newest event the excerpt holds")
+
+
 class Event(BaseModel):
     """One audit event; its file is the canonical JSON of this model."""
 
     model_config = ConfigDict(extra="forbid")
 
     seq: int = Field(ge=1, lt=10**10)
-    kind: Literal["register", "adopt", "promote", "stage", "request", "approve", "reject", "sign", "deprecate", "retire",
-                  "prune"]
+    kind: Literal["register", "adopt", "import", "promote", "stage", "request", "approve", "reject", "sign", "deprecate",
+                  "retire", "prune"]
     task: Name
     model_name: Name
     version: Name
@@ -131,6 +148,7 @@ class Event(BaseModel):
                                                 "by the seq of the request event")
     lifecycle: dict[Name, Lifecycle] = Field(default_factory=dict, description="deprecated/retired/pruned versions "
                                              "after this event")
+    origin: Origin | None = Field(default=None, description="import: the source and its record of the version")
     signature: EventSignature | None = None
 
     def to_bytes(self) -> bytes:

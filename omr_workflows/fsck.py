@@ -276,6 +276,10 @@ def model_problems(reg, task: str, model: str) -> tuple[list[str], list[str]]:
         events = []
     if not chain:
         problems += derived_problems(storage, mkey, events)
+        if any(ev.kind == "import" for ev, _h in events):
+            from .bundle.origins import origin_problems
+
+            problems += origin_problems(storage, mkey, events, f"{task}/{model}")
     anchors = anchors_of(events)
     tail_seq = events[-1][0].seq if events else 0
     on_storage = set()

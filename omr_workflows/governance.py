@@ -434,7 +434,7 @@ def check_write(reg, lp: LoadedPolicy | None, task: str, model: str, action: str
         return
     rule = lp.policy.rule_for(task, model)
     ref = f"{task}/{model}"
-    principals = {"register": rule.register_, "promote": rule.promote, "adopt": rule.register_}.get(action, ["*"])
+    principals = {"register": rule.register_, "promote": rule.promote, "adopt": rule.register_, "import": rule.register_}.get(action, ["*"])
     if reg.signer is None:
         if rule.require_signed_events:
             raise ConflictError(f"{ref}: the registry's policy requires signed events: pass --key KEY (or set "

@@ -122,6 +122,10 @@ def _read_bounded(resp, deadline: float) -> None:
 
 
 def _post(hook: Hook, kind: str, body: bytes, abort: _Abort, deadline: float) -> tuple[bool, int | None, str | None]:
+    from .constants import offline
+
+    if offline():
+        return False, None, "offline (OMR_OFFLINE=1): webhook not sent"
     headers = {"Content-Type": "application/json", HEADER_EVENT: kind, "User-Agent": "omr-workflows-hooks/1"}
     delivery_id, ts = str(uuid.uuid4()), int(time.time())
     headers[HEADER_DELIVERY_ID] = delivery_id

@@ -51,7 +51,7 @@ from .manifest import canonical_json
 from .names import name_type
 
 Name = name_type()
-HookKind = Literal["register", "adopt", "request", "approve", "reject", "promote", "stage", "sign"]
+HookKind = Literal["register", "adopt", "import", "request", "approve", "reject", "promote", "stage", "sign"]
 
 SIGNATURE_VERSION = "v1"
 HEADER_SIGNATURE = "X-OMR-Signature"

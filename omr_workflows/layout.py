@@ -140,6 +140,17 @@ def digest_index_key(mkey: str, digest: str) -> str:
     return f"{mkey}/{DIGEST_INDEX_DIR}/{hexd}.json"
 
 
+def origins_key(mkey: str) -> str:
+    return f"{mkey}/audit/origins"
+
+
+def origin_event_key(mkey: str, chain: str, seq: int) -> str:
+    """An imported version's source chain, event `seq` (write-once, the source's bytes as they were)."""
+    if not HEX64_RE.fullmatch(chain or ""):
+        raise ValueError(f"invalid chain id {chain!r}")
+    return f"{origins_key(mkey)}/{chain}/{event_key(mkey, seq).rsplit('/', 1)[1]}"
+
+
 # ---------------------------------------------------------------------- governance
 #: `<keyid>.sig`: one model-signing bundle of a version, by the key it names (write-once).
 SIGNATURE_NAME_RE = re.compile(r"(?P<keyid>[0-9a-f]{64})\.sig")

@@ -460,6 +460,8 @@ class Registry:
         events = [ev.model_dump(exclude=STATE_FIELDS) | {"sha256": h}
                   for ev, h in audit.load_events(self.storage, mkey)]
         self.label_signers(mkey, events)
+        if any(e["kind"] == "import" for e in events):
+            self._origin_history(task, model, mkey, events)
         if not events:
             # A registry written by omnibioai-model-registry has only the compat log.
             try:
@@ -473,6 +475,23 @@ class Registry:
         if not events and not self.storage.isdir(mkey):
             raise NotFoundError(f"model {task}/{model} not found in {self.url}; run `omrw list`", obj=f"{task}/{model}")
         return events
+
+    def _origin_history(self, task: str, model: str, mkey: str, events: list[dict]) -> None:
+        """`origin_events` of each import: the source's own records of the version (its register, approvals...)."""
+        from .bundle.origins import origin_history
+
+        try:
+            policy = self.loaded_policy()
+        except OmrError:
+            policy = None
+        for e in events:
+            if e["kind"] != "import" or not e.get("origin"):
+                continue
+            try:
+                ev, _data = audit.read_event(self.storage, mkey, e["seq"])
+                e["origin_events"] = origin_history(self.storage, mkey, ev, f"{task}/{model}", policy)
+            except OmrError as exc:
+                e["origin_error"] = str(exc)
 
     def label_signers(self, mkey: str, events: list[dict]) -> None:
         """`signed_by` of each signed event: the policy signer whose key verifies it, else why not."""

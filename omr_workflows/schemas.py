@@ -29,6 +29,7 @@ FORMATS = {
     "policy": "omr_workflows.policy:Policy",
     "trust": "omr_workflows.policy:TrustRoot",
     "hooks": "omr_workflows.hooks:HooksConfig",
+    "bundle_index": "omr_workflows.bundle.index:BundleIndex",
 }
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"

@@ -13,8 +13,8 @@ from .events import (ANCHOR_KINDS, STAGE_ALIASES, STAGE_ONLY, AliasState, Approv
 
 def register_fields(last: Event | None, *, kind: str = "register", task: str, model: str, version: str,
                     digest: str, meta_sha256: str | None, manifest_sha256: str | None, set_latest: bool,
-                    actor: str, reason: str | None, ts: str) -> dict:
-    """The next event when `version` comes into existence (register or adopt)."""
+                    actor: str, reason: str | None, ts: str, origin=None) -> dict:
+    """The next event when `version` comes into existence (register, adopt or import)."""
     seq = (last.seq + 1) if last else 1
     aliases = dict(last.aliases) if last else {}
     digests = dict(last.digests) if last else {}
@@ -27,7 +27,7 @@ def register_fields(last: Event | None, *, kind: str = "register", task: str, mo
                 meta_sha256=meta_sha256, manifest_sha256=manifest_sha256, actor=actor,
                 reason=reason or kind, ts_utc=ts, aliases=aliases, stages=dict(last.stages) if last else {},
                 digests=_live_digests(aliases, digests), requests=dict(last.requests) if last else {},
-                lifecycle=dict(last.lifecycle) if last else {})
+                lifecycle=dict(last.lifecycle) if last else {}, **({"origin": origin} if origin is not None else {}))
 
 
 def promote_fields(last: Event | None, *, task: str, model: str, version: str, digest: str, to: str,

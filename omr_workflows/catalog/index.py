@@ -42,7 +42,7 @@ CARD_NAME = "model_card.md"
 METRICS_NAME = "metrics.json"
 MAX_CARD_BYTES = 256 * 1024
 MAX_TEXT_CHARS = 64 * 1024
-ALIAS_KINDS = ("register", "adopt", "promote", "stage", "request", "approve", "reject", "sign")
+ALIAS_KINDS = ("register", "adopt", "import", "promote", "stage", "request", "approve", "reject", "sign")
 
 
 def index_path(url: str) -> Path:

@@ -27,6 +27,8 @@ def common_parent() -> argparse.ArgumentParser:
                    help="trust root pinned outside the registry: only a policy it signed is obeyed, and resolve, "
                         "verify and lock check signatures and approvals (default: $OMR_TRUST, the lock file's "
                         "trust section, ./omr-trust.json, ~/.config/omr/trust.json; `none` turns them off)")
+    p.add_argument("--offline", action="store_true", default=argparse.SUPPRESS,
+                   help="refuse every remote registry at once with a clear error ($OMR_OFFLINE=1)")
     p.add_argument("--key", metavar="KEYFILE", default=argparse.SUPPRESS,
                    help="EC P-256 private key (PEM) that signs the events this command writes ($OMR_SIGNING_KEY)")
     return p

@@ -15,7 +15,7 @@ from . import common
 
 COMMAND_MODULES = ("registry_cmds", "log_cmds", "verify_cmds", "provenance_cmds", "misc_cmds", "schema_cmds",
                    "catalog_cmds",
-                   "governance_cmds", "lifecycle_cmds")
+                   "governance_cmds", "lifecycle_cmds", "bundle_cmds")
 
 
 def _version() -> str:
@@ -72,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False) or debug_enabled()
+    if getattr(args, "offline", False):
+        os.environ["OMR_OFFLINE"] = "1"  # storage, hooks and the engines' subprocesses all read it
     try:
         return int(args.func(args) or 0)
     except OmrError as e:

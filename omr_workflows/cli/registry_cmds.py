@@ -267,10 +267,31 @@ def cmd_history(args) -> int:
             # One event, one line: every value is escaped, so a newline in a reason cannot forge a line.
             out.append(safe_text(f"{str(e.get('seq', '-')):>4} {e.get('ts_utc', '')} {str(e.get('kind', '')):8} "
                                  f"{str(what):12} {arrow}  by {e.get('actor')}{flag}  {e.get('reason') or ''}"))
+            if e.get("origin"):
+                out += _origin_lines(e, 1)
         return "\n".join(out) or "(no events)"
 
     emit(args, events, human)
     return 0
+
+
+def _origin_lines(e: dict, depth: int) -> list[str]:
+    """An import's source records, indented under it (history)."""
+    pad = "     " + "  " * depth
+    o = e["origin"]
+    lines = [safe_text(f"{pad}from {o.get('registry')} (chain {str(o.get('chain'))[:12]}, source event "
+                       f"{o.get('anchor', {}).get('seq')}" + (f", bundle {str(o.get('bundle'))[:19]}" if o.get("bundle")
+                                                              else "") + ")")]
+    if e.get("origin_error"):
+        lines.append(safe_text(f"{pad}ORIGIN RECORDS DAMAGED: {e['origin_error']}"))
+    for s in e.get("origin_events") or []:
+        what = s.get("alias") or ""
+        signed = f" signed by {s['signed_by']}" if s.get("signed_by") else ""
+        lines.append(safe_text(f"{pad}{str(s.get('seq')):>4} {s.get('ts_utc', '')} {str(s.get('kind')):8} {what:12} "
+                               f"{s.get('version')}  by {s.get('actor')}{signed}  {s.get('reason') or ''}"))
+        if s.get("origin"):
+            lines += _origin_lines(s, depth + 1)
+    return lines
 
 
 def cmd_audit(args) -> int:

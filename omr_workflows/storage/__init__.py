@@ -19,9 +19,17 @@ def open_storage(url: str) -> Storage:
         from .local import LocalStorage
 
         return LocalStorage(url[len("file://"):] if url.startswith("file://") else url)
+    scheme = url.split("://", 1)[0]
+    if scheme != "memory":
+        from ..constants import offline
+
+        if offline():
+            # Before any driver is imported: an air-gapped node must fail in milliseconds, not
+            # after a resolver or credential lookup times out and retries.
+            raise StorageError(f"offline (OMR_OFFLINE=1): refusing to open remote registry {url}; use a local "
+                               f"mirror (`omrw mirror`, `omrw import`)", obj=url)
     from .remote import RemoteStorage
 
-    scheme = url.split("://", 1)[0]
     try:
         return RemoteStorage(url)
     except ImportError as e:

@@ -1,0 +1,115 @@
+"""export, import, mirror: moving pinned models with their records (docs/DESIGN.md, "Bundles")."""
+
+from __future__ import annotations
+
+from .common import emit, registry, safe_text, signing_key, trust_root, want_json
+
+
+def add_parsers(sub, common) -> None:
+    p = sub.add_parser("export", parents=[common],
+                       help="write pinned versions, their manifests, signatures, records and policy into one bundle file")
+    p.add_argument("refs", nargs="*", metavar="TASK/MODEL@SELECTOR")
+    p.add_argument("--lock", metavar="FILE", help="every version this lock file pins (the lock travels in the bundle)")
+    p.add_argument("-o", "--output", required=True, metavar="BUNDLE", help="the bundle file to write (a tar)")
+    p.add_argument("--dry-run", action="store_true", help="say what the bundle would hold and its size; write nothing")
+    p.add_argument("--actor", help="who (default: user@host)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("import", parents=[common],
+                       help="check a bundle completely, then publish its versions (write-once) with an import event")
+    p.add_argument("bundle", metavar="BUNDLE")
+    p.add_argument("--aliases", action="store_true",
+                   help="also move this registry's aliases as the bundle's are (audited promotions, local policy applies)")
+    p.add_argument("--reason", help="recorded in each import event")
+    p.add_argument("--actor", help="who (default: user@host)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N", help="files copied at once (default 1)")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("mirror", parents=[common],
+                       help="copy versions between two registries, incrementally, with the same checks and records "
+                            "as import")
+    p.add_argument("source", metavar="SRC")
+    p.add_argument("target", metavar="DST")
+    p.add_argument("--lock", metavar="FILE", help="the versions this lock file pins")
+    p.add_argument("--model", action="append", default=[], metavar="TASK/MODEL", help="every version of a model")
+    p.add_argument("--all", action="store_true", dest="everything", help="every model")
+    p.add_argument("--aliases", action="store_true", help="also move the target's aliases as the source's are")
+    p.add_argument("--jobs", type=int, metavar="N", help="files copied at once (default 4 when a side is remote, else 1)")
+    p.add_argument("--actor", help="who (default: user@host)")
+    p.set_defaults(func=cmd_mirror)
+
+
+def _progress(args, label: str):
+    from ..bundle.progress import Transfer
+
+    return Transfer(label) if Transfer.wanted(want_json(args)) else None
+
+
+def _jobs(n):
+    from ..errors import InvalidInputError
+
+    if n is not None and not 1 <= n <= 64:
+        raise InvalidInputError("--jobs must be between 1 and 64")
+    return n
+
+
+def cmd_export(args) -> int:
+    from ..bundle.ops import export
+
+    bar = None if args.dry_run else _progress(args, "export")
+    try:
+        out = export(registry(args), args.refs, args.output, lock_path=args.lock, dry_run=args.dry_run,
+                     actor=args.actor, progress=bar)
+    finally:
+        if bar:
+            bar.stop()
+
+    def human() -> str:
+        verb = "would write" if args.dry_run else "wrote"
+        lines = [safe_text(f"{verb} {out['bundle']} ({out['size']} bytes, {len(out['versions'])} versions, "
+                           f"{out['files']} files), bundle digest {out['bundle_digest']}")]
+        lines += [safe_text(f"  {v['ref']}  {v['digest']}  {v['files']} files, {v['bytes']} bytes")
+                  for v in out["versions"]]
+        return "\n".join(lines)
+
+    emit(args, out, human)
+    return 0
+
+
+def _rows(out: dict, verb: str) -> str:
+    lines = [safe_text(f"{r['status']:9} {r['ref']}  {r['digest']}") for r in out["versions"]]
+    lines += [safe_text(f"alias     {a['ref']}@{a['alias']} -> {a['version']} ({a['status']})") for a in out["aliases"]]
+    lines.append(f"{verb} {out['files_copied']} files, {out['bytes_copied']} bytes")
+    return "\n".join(lines)
+
+
+def cmd_import(args) -> int:
+    from ..bundle.ops import import_bundle
+
+    bar = _progress(args, "import")
+    try:
+        out = import_bundle(registry(args), args.bundle, aliases=args.aliases, actor=args.actor, reason=args.reason,
+                            progress=bar, jobs=_jobs(args.jobs))
+    finally:
+        if bar:
+            bar.stop()
+    emit(args, out, lambda: _rows(out, "copied"))
+    return 0
+
+
+def cmd_mirror(args) -> int:
+    from ..bundle.ops import mirror
+    from ..registry import Registry
+
+    trust = trust_root(args)
+    source = Registry(args.source, trust=trust)
+    target = Registry(args.target, trust=trust, signer=signing_key(args))
+    bar = _progress(args, "mirror")
+    try:
+        out = mirror(source, target, lock_path=args.lock, models=args.model, everything=args.everything,
+                     aliases=args.aliases, actor=args.actor, jobs=_jobs(args.jobs), progress=bar)
+    finally:
+        if bar:
+            bar.stop()
+    emit(args, out, lambda: _rows(out, "copied"))
+    return 0
