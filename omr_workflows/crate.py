@@ -250,7 +250,7 @@ def model_entities(report) -> tuple[list[dict], dict[str, list[str]]]:
         kinds = {u.kind for u in m.uses}
         if kinds & {"resolve", "verify", "lock"}:
             roles["used"].append(did)
-        if "register" in kinds:
+        if kinds & {"register", "import"}:  # an import brings the version into being in this registry
             roles["produced"].append(did)
         for u in m.uses:
             if u.kind == "promote" and u.alias:

@@ -53,7 +53,7 @@ class Use(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     record: str = Field(description="record file name")
-    kind: Literal["resolve", "verify", "register", "promote", "lock", "approve"]
+    kind: Literal["resolve", "verify", "register", "import", "promote", "lock", "approve"]
     ref: str
     selector_kind: str | None = None
     file: str | None = None
@@ -179,7 +179,7 @@ def merge(records: list[tuple[str, RunRecord]], sources: list[str]) -> Provenanc
             refs=sorted({r.ref for _, r in items}),
             verified=max((r.verified for _, r in items), key=_STRENGTH.__getitem__),
             first_at=items[0][1].at, last_at=items[-1][1].at, uses=uses,
-            produced=any(r.kind == "register" for _, r in items),
+            produced=any(r.kind in ("register", "import") for _, r in items),
             promoted_to=sorted({r.alias for _, r in items if r.kind == "promote" and r.alias}),
             contents=contents, origin=origin, trust=trust))
         by_uri.setdefault((first.registry, first.uri), []).append(first.digest)
@@ -248,12 +248,12 @@ def _rows(report: ProvenanceReport) -> list[list[str]]:
         engines = sorted({u.engine for u in m.uses})
         jobs = sorted({f"{u.job.scheduler}:{u.job.id}" for u in m.uses if u.job})
         hosts = sorted({u.host for u in m.uses})
-        touches = ", ".join(k for k in ("register", "promote", "lock", "resolve", "verify")
+        touches = ", ".join(k for k in ("register", "import", "promote", "lock", "resolve", "verify")
                             if any(u.kind == k for u in m.uses))
         if m.promoted_to:
             touches += f" (promoted to {', '.join(m.promoted_to)})"
         how = sorted({f"{u.verified} ({u.kind})" for u in m.uses if u.kind in ("resolve", "verify")})
-        by = sorted({u.actor or u.user or "-" for u in m.uses if u.kind in ("register", "promote", "approve")})
+        by = sorted({u.actor or u.user or "-" for u in m.uses if u.kind in ("register", "import", "promote", "approve")})
         rows.append([f"{m.task}/{m.model}", m.version, m.digest, ("produced; " if m.produced else "") + touches,
                      ", ".join(how) or m.verified, ", ".join(by) or "-", trust_text(m.trust), ", ".join(m.refs),
                      str(len(m.uses)),

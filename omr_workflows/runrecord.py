@@ -95,12 +95,12 @@ class TrustRecord(BaseModel):
 
 
 class RunRecord(BaseModel):
-    """One touch of one model version (resolve, verify, register, promote, lock) by one call."""
+    """One touch of one model version (resolve, verify, register, import, promote, lock) by one call."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     schema_: Literal["omr-run-record/1"] = Field(default=SCHEMA_ID, alias="schema")
-    kind: Literal["resolve", "verify", "register", "promote", "lock", "approve"]
+    kind: Literal["resolve", "verify", "register", "import", "promote", "lock", "approve"]
     ref: Text
     task: Name
     model: Name

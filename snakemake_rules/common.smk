@@ -21,6 +21,8 @@ OMR_MODELS = dict(OMR_CONFIG["models"])
 OMR_REGISTER = dict(OMR_CONFIG["register"])
 OMR_PROMOTE = dict(OMR_CONFIG["promote"])
 OMR_APPROVE = dict(OMR_CONFIG["approve"])
+OMR_IMPORT = dict(OMR_CONFIG["import"])
+OMR_MIRROR = dict(OMR_CONFIG["mirror"])
 # Governance: the trust root the consumers check against, the key the writers sign with
 # (None: omrw's own defaults, $OMR_TRUST / ./omr-trust.json and $OMR_SIGNING_KEY).
 OMR_TRUST = OMR_CONFIG["trust"]
@@ -51,8 +53,15 @@ def _omr_check_approve():
             raise ValueError(f"omr config: approve.{name} names no register entry and has no ref")
 
 
+def _omr_check_mirror():
+    for name, spec in OMR_MIRROR.items():
+        if bool(spec.get("lock")) + bool(spec.get("models")) + bool(spec.get("all")) != 1:
+            raise ValueError(f"omr config: mirror.{name} needs exactly one of lock, models and all: true")
+
+
 _omr_check_promote()
 _omr_check_approve()
+_omr_check_mirror()
 
 
 def omr_trust_file():
@@ -63,7 +72,7 @@ def omr_trust_file():
 
 
 def omr_signing_key(spec=None):
-    """The key an entry (approve/promote/register) signs with: its own `key`, else config `key`."""
+    """The key an entry (approve/promote/register/import/mirror) signs with: its own `key`, else config `key`."""
     key = (spec or {}).get("key") or OMR_KEY
     return _omr_os.path.abspath(key) if key else None
 
@@ -89,6 +98,16 @@ def omr_promoted(name):
 
 def omr_approved(name):
     return f"{OMR_OUTDIR}/approved/{name}.json"
+
+
+def omr_imported(name):
+    """The `omrw import --json` summary of bundle `name` (versions, digests, imported|present)."""
+    return f"{OMR_OUTDIR}/imported/{name}.json"
+
+
+def omr_mirrored(name):
+    """The `omrw mirror --json` summary of mirror `name` (versions, copied|present, bytes_copied)."""
+    return f"{OMR_OUTDIR}/mirrored/{name}.json"
 
 
 def omr_provenance_html():
@@ -178,6 +197,10 @@ def omr_all_inputs():
         out += [omr_promoted(n) for n in OMR_PROMOTE]
     if "approve" in targets:
         out += [omr_approved(n) for n in OMR_APPROVE]
+    if "import" in targets:
+        out += [omr_imported(n) for n in OMR_IMPORT]
+    if "mirror" in targets:
+        out += [omr_mirrored(n) for n in OMR_MIRROR]
     if "lock" in targets:
         out.append(omr_lock_file())
     return out

@@ -1,9 +1,11 @@
-# omr rule library: resolve, fetch, verify (scattered), register, promote, approve, lock, provenance.
+# omr rule library: resolve, fetch, verify (scattered), register, promote, approve, import, mirror, lock,
+# provenance.
 #
 # Governance: with `trust: FILE` (a trust root, `omrw trust`) every rule that reads models
 # checks them against the policy that root signed: resolving a protected alias whose current
 # event is not an approved promotion fails the resolve job (exit 1), so no job that uses the
-# model runs. `key: FILE` (or $OMR_SIGNING_KEY) signs what register/promote/approve write.
+# model runs. `key: FILE` (or $OMR_SIGNING_KEY) signs what register/promote/approve/import/mirror
+# write.
 #
 # Use it either way (settings: schemas/config.schema.yaml, read from config["omr"] if present):
 #
@@ -20,7 +22,7 @@
 # With `use rule *`, mark your own main rule `default_target: True`: this library's main
 # rule (omr_all) is a default target too, and the last one declared wins.
 #
-# Rules (NAME is a key of `models`, `register`, `promote` or `approve`):
+# Rules (NAME is a key of `models`, `register`, `promote`, `approve`, `import` or `mirror`):
 #   omr_all                                   the `targets` of the config (default: fetch + provenance)
 #   omr_resolve   OUTDIR/resolved/NAME.json   what the reference resolves to (reruns when the alias moves)
 #   omr_fetch     OUTDIR/models/NAME/         a verified local copy of that exact version
@@ -29,6 +31,8 @@
 #   omr_register  OUTDIR/registered/NAME.json register an artifact folder made by your training rule
 #   omr_promote   OUTDIR/promoted/NAME.json   move an alias to it (audited; on a protected alias: a signed request)
 #   omr_approve   OUTDIR/approved/NAME.json   approve a pending request (signed; the last approval moves the alias)
+#   omr_import    OUTDIR/imported/NAME.json   import a bundle (`omrw export`) into the registry, checked first
+#   omr_mirror    OUTDIR/mirrored/NAME.json   copy versions between two registries, incrementally
 #   omr_lock      the lock file               pin the models (config `lock`)
 #   omr_provenance OUTDIR/provenance/         pinned-models table (in the Snakemake report) + RO-Crate
 
@@ -197,6 +201,52 @@ rule omr_approve:
         omr_approvals=1,
     wrapper:
         omr_wrapper("approve")
+
+
+rule omr_import:
+    localrule: True
+    input:
+        bundle=lambda wc: OMR_IMPORT[wc.name]["bundle"],
+    output:
+        json=f"{OMR_OUTDIR}/imported/{{name}}.json",
+        records=directory(f"{OMR_OUTDIR}/provenance/records/import-{{name}}"),
+    wildcard_constraints:
+        name=_omr_names_regex(OMR_IMPORT),
+    log:
+        f"{OMR_OUTDIR}/logs/import/{{name}}.log",
+    params:
+        aliases=lambda wc: OMR_IMPORT[wc.name].get("aliases", False),
+        reason=lambda wc: OMR_IMPORT[wc.name].get("reason"),
+        registry=OMR_CONFIG["registry"],
+        trust=omr_trust_file(),
+        key=lambda wc: omr_signing_key(OMR_IMPORT[wc.name]),
+    wrapper:
+        omr_wrapper("import")
+
+
+rule omr_mirror:
+    localrule: True
+    input:
+        lock=lambda wc: [OMR_MIRROR[wc.name]["lock"]] if OMR_MIRROR[wc.name].get("lock") else [],
+    output:
+        json=f"{OMR_OUTDIR}/mirrored/{{name}}.json",
+        records=directory(f"{OMR_OUTDIR}/provenance/records/mirror-{{name}}"),
+    wildcard_constraints:
+        name=_omr_names_regex(OMR_MIRROR),
+    log:
+        f"{OMR_OUTDIR}/logs/mirror/{{name}}.log",
+    threads: lambda wc: OMR_MIRROR[wc.name].get("jobs", 1)
+    params:
+        source=lambda wc: OMR_MIRROR[wc.name]["source"],
+        target=lambda wc: OMR_MIRROR[wc.name]["target"],
+        models=lambda wc: OMR_MIRROR[wc.name].get("models", []),
+        all=lambda wc: OMR_MIRROR[wc.name].get("all", False),
+        aliases=lambda wc: OMR_MIRROR[wc.name].get("aliases", False),
+        jobs=lambda wc: OMR_MIRROR[wc.name].get("jobs"),
+        trust=omr_trust_file(),
+        key=lambda wc: omr_signing_key(OMR_MIRROR[wc.name]),
+    wrapper:
+        omr_wrapper("mirror")
 
 
 rule omr_lock:

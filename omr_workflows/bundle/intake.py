@@ -4,9 +4,9 @@ Two phases, so a bad byte anywhere leaves the target unchanged: first every new 
 copied into its own leased staging area, each file hashed while copied and compared with its
 manifest entry (size, sha256, xxh3, chunks); only when all are staged does the second phase
 publish each one (one rename or commit object, as register does) and append its `import`
-event, the commit point. Before the event it writes the source chain (and the origin chains
-the source carried) under `audit/origins/<chain>/`, and the version's signatures: inert until
-the event names them. A SIGKILL anywhere leaves either nothing visible, or a published but
+event, the commit point. It writes the source chain (and the origin chains the source carried)
+under `audit/origins/<chain>/` before publishing, and the version's signatures after: both are
+inert until the event names them. A SIGKILL anywhere leaves either nothing visible, or a published but
 unanchored version that is never served and that a rerun completes (`register._interrupted`).
 """
 
@@ -124,6 +124,7 @@ def _commit(target, job: _Job, *, source: str, bundle: str | None, actor: str, r
     manifest_bytes = manifest.to_bytes()
     completed = False
     try:
+        write_origins(target.storage, mkey, p)  # inert until the event names them; a fork stops us here
         try:
             stage.publish(vkey, MANIFEST_NAME, manifest_bytes)
         except ConflictError:
@@ -138,7 +139,6 @@ def _commit(target, job: _Job, *, source: str, bundle: str | None, actor: str, r
             manifest, manifest_bytes = found
             completed = True
         crash_point("import-published")
-        write_origins(target.storage, mkey, p)
         _write_signatures(target, p, vp)
     except BaseException:
         if not completed:

@@ -174,31 +174,39 @@ def _write_bundle(reg, output: Path, index_bytes: bytes, members, progress) -> N
 
 # ---------------------------------------------------------------------- import
 def _view(reader, trust) -> tuple[object, Path]:
-    """A registry folder holding the bundle's small members at their layout keys (checked against the index)."""
+    """A registry folder holding the bundle's small members at their layout keys (each checked
+    against the index as it is read, written straight to disk: memory stays flat)."""
     from ..registry import Registry
-    from .tarfmt import write_tree
 
     index = reader.index
-    files: dict[str, bytes] = {}
-    if index.policy:
-        files[layout.policy_key()] = reader.small(ix.POLICY_NAME)
-    for m in index.models:
-        mkey = layout.model_key(m.task, m.model)
-        for seq in range(1, m.head.seq + 1):
-            files[layout.event_key(mkey, seq)] = reader.small(ix.event_member(m.task, m.model, seq))
-        files[layout.head_key(mkey)] = (f'{{"seq":{m.head.seq},"sha256":"{m.head.sha256}"}}').encode()
-        for o in m.origins:
-            for seq in range(1, o.head.seq + 1):
-                files[layout.origin_event_key(mkey, o.chain, seq)] = reader.small(
-                    ix.origin_member(m.task, m.model, o.chain, seq))
-        for v in m.versions:
-            vkey = layout.version_key(m.task, m.model, v.version)
-            files[layout.manifest_key(vkey)] = reader.small(ix.manifest_member(m.task, m.model, v.version))
-            for key_id in v.signatures:
-                files[layout.signature_key(mkey, v.version, key_id)] = reader.small(
-                    ix.signature_member(m.task, m.model, v.version, key_id))
     root = Path(tempfile.mkdtemp(prefix="omr-bundle-view-"))
-    write_tree(root, files)
+
+    def put(key: str, data: bytes) -> None:
+        path = root / key  # keys come from layout.py: always inside root
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+    try:
+        if index.policy:
+            put(layout.policy_key(), reader.small(ix.POLICY_NAME))
+        for m in index.models:
+            mkey = layout.model_key(m.task, m.model)
+            for seq in range(1, m.head.seq + 1):
+                put(layout.event_key(mkey, seq), reader.small(ix.event_member(m.task, m.model, seq)))
+            put(layout.head_key(mkey), f'{{"seq":{m.head.seq},"sha256":"{m.head.sha256}"}}'.encode())
+            for o in m.origins:
+                for seq in range(1, o.head.seq + 1):
+                    put(layout.origin_event_key(mkey, o.chain, seq),
+                        reader.small(ix.origin_member(m.task, m.model, o.chain, seq)))
+            for v in m.versions:
+                vkey = layout.version_key(m.task, m.model, v.version)
+                put(layout.manifest_key(vkey), reader.small(ix.manifest_member(m.task, m.model, v.version)))
+                for key_id in v.signatures:
+                    put(layout.signature_key(mkey, v.version, key_id),
+                        reader.small(ix.signature_member(m.task, m.model, v.version, key_id)))
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
     return Registry(str(root), trust=trust), root
 
 
@@ -331,6 +339,9 @@ def mirror(source, target, *, lock_path: str | None = None, models: list[str] = 
     for task, model, versions in selection:
         wanted = versions if versions is not None else _anchored_versions(source, task, model)
         if not wanted:
+            if models:
+                raise NotFoundError(f"model {task}/{model}: no version to mirror in {source.url}; run `omrw list`",
+                                    obj=f"{task}/{model}")
             continue
         todo = [v for v in wanted if not _same(target, task, model, v, source)]
         if todo:

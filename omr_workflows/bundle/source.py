@@ -94,6 +94,10 @@ def gather(reg, task: str, model: str, versions: list[str] | None = None) -> Mod
     events = read_chain(storage, lambda s: layout.event_key(mkey, s), t.event.seq, ref, t.sha256)
     tail = t.event
     parsed = [audit.parse_event(d, ref, i + 1) for i, d in enumerate(events)]
+    for ev in parsed:
+        if (ev.task, ev.model_name) != (task, model):
+            raise IntegrityError(f"{ref}: audit event {ev.seq} belongs to {ev.task}/{ev.model_name} (copied from "
+                                 f"another log)", obj=f"{ref}#{ev.seq}")
     anchors = {}
     for ev, data in zip(parsed, events):
         if ev.kind in ("register", "adopt", "import") and ev.version not in anchors:

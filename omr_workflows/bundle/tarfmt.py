@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import tarfile
-from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import IntegrityError, InvalidInputError
@@ -231,11 +230,3 @@ def parse_index(data: bytes, where: str) -> BundleIndex:
         first = str(e).splitlines()
         detail = "; ".join(line.strip() for line in first[1:3]) if len(first) > 1 else first[0]
         raise InvalidInputError(f"{where}: {INDEX_NAME} is not a valid bundle index: {detail}") from None
-
-
-def write_tree(root: Path, files: dict[str, bytes]) -> None:
-    """Lay `key -> bytes` out under `root` (keys come from layout.py, so they stay inside)."""
-    for key, data in files.items():
-        path = root / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)

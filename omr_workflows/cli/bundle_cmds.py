@@ -66,8 +66,9 @@ def cmd_export(args) -> int:
 
     def human() -> str:
         verb = "would write" if args.dry_run else "wrote"
-        lines = [safe_text(f"{verb} {out['bundle']} ({out['size']} bytes, {len(out['versions'])} versions, "
-                           f"{out['files']} files), bundle digest {out['bundle_digest']}")]
+        digest = f", bundle digest {out['bundle_digest']}" if out["bundle_digest"] else ""
+        lines = [safe_text(f"{verb} {out['bundle']} ({out['size']} bytes, {len(out['versions'])} version(s), "
+                           f"{out['files']} files){digest}")]
         lines += [safe_text(f"  {v['ref']}  {v['digest']}  {v['files']} files, {v['bytes']} bytes")
                   for v in out["versions"]]
         return "\n".join(lines)
@@ -83,16 +84,36 @@ def _rows(out: dict, verb: str) -> str:
     return "\n".join(lines)
 
 
+def _record(args, target, out: dict, how: str) -> None:
+    """Run records ($OMR_RUN_DIR) of what the call brought in and which aliases it moved: a site's
+    intake workflow's report then says which versions it produced."""
+    from ..runrecord import record_touch
+
+    for row in out["versions"]:
+        if row["status"] in ("imported", "copied"):
+            task, rest = row["ref"].split("/", 1)
+            model, version = rest.split("@", 1)
+            record_touch(args, target, "import", task, model, version, row["ref"], actor=getattr(args, "actor", None),
+                         reason=how)
+    for a in out["aliases"]:
+        if a["status"] == "moved":
+            task, model = a["ref"].split("/", 1)
+            record_touch(args, target, "promote", task, model, a["version"], f"{a['ref']}@{a['alias']}",
+                         alias=a["alias"], actor=getattr(args, "actor", None), reason=how)
+
+
 def cmd_import(args) -> int:
     from ..bundle.ops import import_bundle
 
     bar = _progress(args, "import")
+    reg = registry(args)
     try:
-        out = import_bundle(registry(args), args.bundle, aliases=args.aliases, actor=args.actor, reason=args.reason,
+        out = import_bundle(reg, args.bundle, aliases=args.aliases, actor=args.actor, reason=args.reason,
                             progress=bar, jobs=_jobs(args.jobs))
     finally:
         if bar:
             bar.stop()
+    _record(args, reg, out, f"imported from bundle {out['bundle_digest']}")
     emit(args, out, lambda: _rows(out, "copied"))
     return 0
 
@@ -111,5 +132,6 @@ def cmd_mirror(args) -> int:
     finally:
         if bar:
             bar.stop()
+    _record(args, target, out, f"mirrored from {out['source']}")
     emit(args, out, lambda: _rows(out, "copied"))
     return 0

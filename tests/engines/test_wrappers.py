@@ -26,8 +26,8 @@ OPS = sorted(p.parent.parent.name for p in (WRAPPERS / "omr").glob("*/test/Snake
 
 def test_every_wrapper_has_the_same_shape():
     ops = sorted(p.name for p in (WRAPPERS / "omr").iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
-    assert ops == ["approve", "fetch", "lock", "promote", "provenance", "register", "resolve", "verify",
-                   "verify_merge"]
+    assert ops == ["approve", "fetch", "import", "lock", "mirror", "promote", "provenance", "register", "resolve",
+                   "verify", "verify_merge"]
     import yaml
 
     for op in ops:
@@ -182,10 +182,55 @@ def check_approve(work: Path, reg) -> None:
     assert "--key keys/approver.key" in log.splitlines()[0] and "--trust trust.json" in log.splitlines()[0]
 
 
+def check_import(work: Path, reg) -> None:
+    """The bundle's version is in the target with the same digest, its alias moved (aliases=True), one
+    import event recorded with the reason; the second import finds it present and copies nothing."""
+    from omr_workflows.registry import Registry
+
+    exported = _json(work / "bundles/toy.export.json")
+    assert [v["ref"] for v in exported["versions"]] == ["demo/toy@v1"]
+    out = _json(work / "imported/toy.json")
+    assert out["ok"] is True and out["bundle_digest"] == exported["bundle_digest"]
+    assert [(v["ref"], v["digest"], v["status"]) for v in out["versions"]] == [
+        ("demo/toy@v1", reg.v1_digest, "imported")]
+    assert out["bytes_copied"] > 0 and out["files_copied"] == out["versions"][0]["files"]
+    assert ("demo/toy", "production", "v1") in {(a["ref"], a["alias"], a["version"]) for a in out["aliases"]}
+    target = Registry(str(work / "target-registry"))
+    res = target.resolve("demo/toy@production")
+    assert (res.version, res.digest) == ("v1", reg.v1_digest)
+    imports = [e for e in target.history("demo", "toy") if e["kind"] == "import"]
+    assert len(imports) == 1 and imports[0]["reason"] == "offline site copy"
+    again = _json(work / "imported/toy-again.json")
+    assert [(v["digest"], v["status"]) for v in again["versions"]] == [(reg.v1_digest, "present")]
+    assert (again["files_copied"], again["bytes_copied"]) == (0, 0)
+    line = (work / "logs/import.log").read_text().splitlines()[0]
+    assert "import bundles/toy.tar --aliases --reason" in line and "--registry target-registry" in line
+
+
+def check_mirror(work: Path, reg) -> None:
+    """Both versions are copied with their digests and production follows the source; the rerun
+    reports everything present and bytes_copied == 0."""
+    from omr_workflows.registry import Registry
+
+    first = _json(work / "mirrored/toy.json")
+    assert first["ok"] is True and first["target"] == "mirror-registry"
+    assert sorted((v["ref"], v["digest"], v["status"]) for v in first["versions"]) == [
+        ("demo/toy@v1", reg.v1_digest, "copied"), ("demo/toy@v2", reg.v2_digest, "copied")]
+    assert first["bytes_copied"] > 0
+    target = Registry(str(work / "mirror-registry"))
+    assert target.resolve("demo/toy@production").digest == reg.v1_digest
+    assert target.resolve("demo/toy@v2").digest == reg.v2_digest
+    second = _json(work / "mirrored/toy-again.json")
+    assert {v["status"] for v in second["versions"]} == {"present"}
+    assert (second["files_copied"], second["bytes_copied"]) == (0, 0)
+    line = (work / "logs/mirror.log").read_text().splitlines()[0]
+    assert "mirror " in line and "mirror-registry --model demo/toy --aliases --jobs 2 --json" in line
+
+
 SETUPS = {"approve": setup_approve}
 
 CHECKS = {
-    "approve": check_approve,
+    "approve": check_approve, "import": check_import, "mirror": check_mirror,
     "provenance": check_provenance,
     "resolve": check_resolve, "fetch": check_fetch, "register": check_register, "promote": check_promote,
     "lock": check_lock, "verify": check_verify, "verify_merge": check_verify_merge,

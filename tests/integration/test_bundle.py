@@ -460,3 +460,17 @@ def test_offline_refuses_remote_registries_at_once(tmp_path, how):
     run_omrw("register", MK, "--version", "v1", "--artifacts", str(make_artifacts(tmp_path / "a")), "--no-provenance",
              *flag, registry=local, env=env, check=True)
     assert run_omrw("resolve", f"{MK}@v1", *flag, registry=local, env=env).returncode == 0
+
+
+def test_airgap_example_runs(tmp_path):
+    """examples/airgap/run.sh, the README's recipe, end to end on two local registries."""
+    import subprocess
+
+    script = Path(__file__).resolve().parents[2] / "examples" / "airgap" / "run.sh"
+    env = dict(os.environ, WORK=str(tmp_path / "work"), PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    proc = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "would write models.omrb" in out and "imported  celltype_classification_sc/human_pbmc@2026-02-13_001" in out
+    assert "approve  production" in out and "signed by Bob <bob@lab.org>" in out and "audit ok" in out
+    assert out.rstrip().endswith("copied 0 files, 0 bytes")

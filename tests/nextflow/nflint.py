@@ -42,8 +42,9 @@ PLACEHOLDER = "omrplaceholder"
 WHEN = "task.ext.when == null || task.ext.when"
 # The sink of the topic consumes it; producing into it too would wait on itself forever.
 PROVENANCE_SINKS = {"OMR_PROVENANCECOLLECT"}
-# Its omrw command writes no run record (planning touches no version's bytes), and `omrw
-# provenance collect` refuses any other JSON in its input folder, so it has nothing to put on
+# Their omrw commands write no run record (planning touches no version's bytes; import and
+# mirror record each version in the target's audit log as an `import` event instead), and `omrw
+# provenance collect` refuses any other JSON in its input folder, so they have nothing to put on
 # the topic. register, promote and lock write records ($OMR_RUN_DIR) since issue 11.
 NO_RUN_RECORD = {"OMR_VERIFYPLAN"}
 
@@ -184,9 +185,10 @@ def omrw_commands(script: str) -> list[list[str]]:
     return [c[1:] for c in shell_commands(script) if c and Path(c[0]).name == "omrw"]
 
 
-#: Interpolations that stand for whole optional arguments built in the block's prologue (empty
-#: when unset): `$args` (task.ext.args) and `$trust` (`--trust FILE` from task.ext.trust).
-OPTIONAL_ARGS = {"args", "trust"}
+#: Interpolations that stand for whole arguments built in the block's prologue (empty when unset):
+#: `$args` (task.ext.args), `$trust` (`--trust FILE` from task.ext.trust) and `$selection`
+#: (OMR_MIRROR's `--lock FILE`, `--model M ...` or `--all`, which the parser cannot require).
+OPTIONAL_ARGS = {"args", "trust", "selection"}
 
 
 def render_for_lint(raw: str, interpolating: bool = True) -> str:

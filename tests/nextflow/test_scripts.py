@@ -134,6 +134,39 @@ def test_lock_pins_and_resolve_honours_it(run_task, toy_registry, omrw):
     assert out.json["version"] == "v1"
 
 
+# ---------------------------------------------------------------------------- import / mirror
+
+
+def test_import_publishes_the_bundle_s_version(run_task, toy_registry, omrw, tmp_path):
+    digest = Registry(toy_registry).resolve(f"{MODEL}@v1").digest
+    bundle = tmp_path / "pbmc.bundle"
+    omrw("export", f"{MODEL}@v1", "-o", str(bundle), "--json", registry=toy_registry, check=True)
+    target = str(tmp_path / "target")
+    r = run_task("import", {"meta": {"id": "pbmc"}, "bundle": str(bundle)}, target,
+                 ext={"args": "--reason 'nextflow import'"})
+    assert (r.workdir / "pbmc.bundle").is_symlink()          # staged like Nextflow stages a file
+    meta, json_path = r.outputs["json"]
+    assert meta == {"id": "pbmc"} and json_path.name == "pbmc.import.json"
+    doc = read_json(json_path)
+    assert [(v["ref"], v["digest"], v["status"]) for v in doc["versions"]] == [(f"{MODEL}@v1", digest, "imported")]
+    assert Registry(target).resolve(f"{MODEL}@v1").digest == digest
+    assert r.outputs["versions_omrw"] == ("OMR_IMPORT", "omrw", VERSION)
+    assert "omr_provenance" not in r.topics
+
+
+def test_mirror_copies_between_two_registries(run_task, toy_registry, tmp_path):
+    target = str(tmp_path / "mirror")
+    r = run_task("mirror", {"meta": {"id": "m"}, "source": toy_registry, "target": target, "models": [MODEL],
+                            "lock": []}, shell=NFCORE_SHELL)
+    doc = read_json(r.outputs["json"][1])
+    src = Registry(toy_registry)
+    assert sorted((v["ref"], v["digest"], v["status"]) for v in doc["versions"]) == [
+        (f"{MODEL}@{v}", src.resolve(f"{MODEL}@{v}").digest, "copied") for v in ("v1", "v2")]
+    assert (doc["source"], doc["target"]) == (toy_registry, target)
+    assert Registry(target).resolve(f"{MODEL}@v2").digest == src.resolve(f"{MODEL}@v2").digest
+    assert r.outputs["versions_omrw"] == ("OMR_MIRROR", "omrw", VERSION)
+
+
 # ---------------------------------------------------------------------------- verify
 
 
@@ -222,6 +255,9 @@ def generic_inputs(name: str) -> dict:
         # any file stands for the approver's key: the stub and the failing fake omrw never read it
         "approve": {"meta": meta, "ref": f"{MODEL}@v2", "alias": "production", "key": str(TOY_MODEL / "label_map.json")},
         "lock": {"meta": meta, "refs": [f"{MODEL}@production"]},
+        # any file stands for the bundle: the stub and the failing fake omrw never read it
+        "import": {"meta": meta, "bundle": str(TOY_MODEL / "label_map.json")},
+        "mirror": {"meta": meta, "source": "src-registry", "target": "dst-registry", "models": [], "lock": []},
         "verifyplan": {"meta": meta, "refs": [], "mode": "fast", "shards": 2},
         "verify": {"meta": meta, "refs": [], "mode": "fast", "shard": "1/2"},
         "verifymerge": {"meta": meta, "reports": [str(TOY_MODEL / "metrics.json")]},
@@ -233,8 +269,8 @@ NAMES = [d.name for d in MODULE_DIRS]
 
 
 def test_every_module_has_generic_inputs():
-    assert set(NAMES) == {"resolve", "fetch", "register", "promote", "approve", "lock", "verifyplan", "verify",
-                          "verifymerge", "provenancecollect"}
+    assert set(NAMES) == {"resolve", "fetch", "register", "promote", "approve", "import", "mirror", "lock",
+                          "verifyplan", "verify", "verifymerge", "provenancecollect"}
 
 
 @pytest.mark.parametrize("name", NAMES)
