@@ -137,14 +137,7 @@ def register(
             meta_sha256=own_meta.sha256 if own_meta else None, manifest_sha256=sha256_hex(manifest_bytes),
             set_latest=set_latest, actor=actor, reason=reason, ts=now_utc_iso())
 
-    try:
-        event, event_sha = audit.append(reg.storage, mkey, build, signer=reg.signer)
-    except (OmrError, OSError):
-        if not completed and not _logged(reg, mkey, version):
-            _unpublish(reg, vkey, manifest)
-        raise
-    finally:
-        stage.release()
+    event, event_sha = anchor_published(reg, mkey, vkey, version, manifest, stage, build, completed)
     reg.committed(mkey, event, event_sha, latest)
     if sign:
         from .governance import write_signature
@@ -162,6 +155,24 @@ def register(
         aliases=latest + [a for a in aliases if a not in latest],
         hashes={e.path: e.sha256 for e in manifest.all_files()}, completed_interrupted=completed,
     )
+
+def anchor_published(reg, mkey: str, vkey: str, version: str, manifest: Manifest, stage, build,
+                     completed: bool) -> tuple[Event, str]:
+    """Append the event that anchors a just-published version (register, import): the commit point.
+
+    If it cannot be written, the version is taken back (unless an interrupted attempt's version
+    is being completed, or the log may already vouch for it), so a retry is not refused. The
+    stage's lease is dropped either way: after the event, or after the version is gone.
+    """
+    try:
+        return audit.append(reg.storage, mkey, build, signer=reg.signer)
+    except (OmrError, OSError):
+        if not completed and not _logged(reg, mkey, version):
+            _unpublish(reg, vkey, manifest)
+        raise
+    finally:
+        stage.release()
+
 
 def _on_storage(reg, vkey: str) -> bool:
     if reg.storage.is_local:

@@ -19,7 +19,7 @@ from typing import BinaryIO, Callable
 from .. import audit, layout, transitions
 from .._faults import crash_point
 from ..constants import MANIFEST_NAME, META_NAME, default_actor
-from ..errors import ConflictError, IntegrityError, NotFoundError, OmrError
+from ..errors import ConflictError, IntegrityError, NotFoundError
 from ..events import EventRef, Origin, now_utc_iso
 from ..hashing import copy_and_hash, sha256_hex
 from ..manifest import FileEntry
@@ -115,7 +115,7 @@ def _stage_files(job: _Job, opener: Opener, jobs: int, progress) -> None:
 
 
 def _commit(target, job: _Job, *, source: str, bundle: str | None, actor: str, reason: str | None) -> int | None:
-    from ..register import _interrupted, _logged, _unpublish
+    from ..register import _interrupted, anchor_published
 
     p, vp, stage = job.payload, job.vp, job.stage
     task, model, version = p.task, p.model, vp.version
@@ -153,14 +153,7 @@ def _commit(target, job: _Job, *, source: str, bundle: str | None, actor: str, r
             meta_sha256=meta.sha256 if meta else None, manifest_sha256=sha256_hex(manifest_bytes), set_latest=False,
             actor=actor, reason=reason or f"imported from {source}", ts=now_utc_iso(), origin=origin)
 
-    try:
-        event, sha = audit.append(target.storage, mkey, build, signer=target.signer)
-    except (OmrError, OSError):
-        if not completed and not _logged(target, mkey, version):
-            _unpublish(target, vkey, manifest)
-        raise
-    finally:
-        stage.release()
+    event, sha = anchor_published(target, mkey, vkey, version, manifest, stage, build, completed)
     job.status = "imported"
     target.committed(mkey, event, sha, [])
     return event.seq

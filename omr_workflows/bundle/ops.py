@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .. import layout
 from ..constants import default_actor
-from ..errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError
+from ..errors import IntegrityError, InvalidInputError, NotFoundError
 from ..events import now_utc_iso
 from ..hashing import sha256_hex
 from ..refs import parse_ref

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from .common import emit, registry, safe_text, signing_key, trust_root, want_json
 
 
@@ -39,10 +41,17 @@ def add_parsers(sub, common) -> None:
     p.set_defaults(func=cmd_mirror)
 
 
-def _progress(args, label: str):
+@contextmanager
+def _progress(args, label: str, wanted: bool = True):
+    """A progress bar on a terminal (never with --json), stopped however the command ends."""
     from ..bundle.progress import Transfer
 
-    return Transfer(label) if Transfer.wanted(want_json(args)) else None
+    bar = Transfer(label) if wanted and Transfer.wanted(want_json(args)) else None
+    try:
+        yield bar
+    finally:
+        if bar is not None:
+            bar.stop()
 
 
 def _jobs(n):
@@ -56,13 +65,9 @@ def _jobs(n):
 def cmd_export(args) -> int:
     from ..bundle.ops import export
 
-    bar = None if args.dry_run else _progress(args, "export")
-    try:
+    with _progress(args, "export", wanted=not args.dry_run) as bar:
         out = export(registry(args), args.refs, args.output, lock_path=args.lock, dry_run=args.dry_run,
                      actor=args.actor, progress=bar)
-    finally:
-        if bar:
-            bar.stop()
 
     def human() -> str:
         verb = "would write" if args.dry_run else "wrote"
@@ -105,14 +110,10 @@ def _record(args, target, out: dict, how: str) -> None:
 def cmd_import(args) -> int:
     from ..bundle.ops import import_bundle
 
-    bar = _progress(args, "import")
     reg = registry(args)
-    try:
+    with _progress(args, "import") as bar:
         out = import_bundle(reg, args.bundle, aliases=args.aliases, actor=args.actor, reason=args.reason,
                             progress=bar, jobs=_jobs(args.jobs))
-    finally:
-        if bar:
-            bar.stop()
     _record(args, reg, out, f"imported from bundle {out['bundle_digest']}")
     emit(args, out, lambda: _rows(out, "copied"))
     return 0
@@ -125,13 +126,9 @@ def cmd_mirror(args) -> int:
     trust = trust_root(args)
     source = Registry(args.source, trust=trust)
     target = Registry(args.target, trust=trust, signer=signing_key(args))
-    bar = _progress(args, "mirror")
-    try:
+    with _progress(args, "mirror") as bar:
         out = mirror(source, target, lock_path=args.lock, models=args.model, everything=args.everything,
                      aliases=args.aliases, actor=args.actor, jobs=_jobs(args.jobs), progress=bar)
-    finally:
-        if bar:
-            bar.stop()
     _record(args, target, out, f"mirrored from {out['source']}")
     emit(args, out, lambda: _rows(out, "copied"))
     return 0

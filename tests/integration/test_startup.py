@@ -21,7 +21,8 @@ with contextlib.redirect_stdout(out):
     code = main(sys.argv[1:])
 heavy = [m for m in ("fsspec", "rich", "yaml", "rocrate", "snakemake", "s3fs", "boto3", "cryptography",
                     "http.client", "urllib.request", "omr_workflows.policy", "omr_workflows.governance",
-                    "omr_workflows.hooks", "omr_workflows.signing.keys") if m in sys.modules]
+                    "omr_workflows.hooks", "omr_workflows.signing.keys", "omr_workflows.bundle.ops",
+                    "omr_workflows.bundle.tarfmt", "tarfile") if m in sys.modules]
 print(json.dumps({"code": code, "heavy": heavy, "out": out.getvalue()}))
 """
 
