@@ -23,7 +23,7 @@ from ..events import now_utc_iso
 from ..hashing import sha256_hex
 from ..refs import parse_ref
 from . import index as ix
-from .intake import apply_aliases, intake
+from .intake import apply_aliases, heal_derived, intake
 from .source import ModelPayload, gather
 
 
@@ -350,9 +350,11 @@ def mirror(source, target, *, lock_path: str | None = None, models: list[str] = 
             payload = None
         if payload is None:
             for v in wanted:
-                digest = source.version(task, model, v).digest
-                rows.append({"ref": f"{task}/{model}@{v}", "digest": digest, "status": "present", "event_seq": None,
-                             "files": None, "bytes": None})
+                have = source.version(task, model, v)
+                files = have.files() or []
+                heal_derived(target, task, model, v)
+                rows.append({"ref": f"{task}/{model}@{v}", "digest": have.digest, "status": "present",
+                             "event_seq": None, "files": len(files), "bytes": sum(e.size for e in files)})
             if aliases:
                 moved += apply_aliases(target, [gather(source, task, model, wanted)], source=where(source), actor=actor)
             continue
