@@ -8,6 +8,7 @@ fast verification of one large file can be split across threads and nodes.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -87,9 +88,12 @@ def _buffers(size: int) -> list[bytearray]:
 
 
 def _pool() -> ThreadPoolExecutor:
+    """One sha256 worker per core (at most 4): a single copy keeps one busy, and files copied by
+    several threads at once (import, mirror --jobs) must not queue behind one worker."""
     global _sha_pool
     if _sha_pool is None:
-        _sha_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="omr-sha256")
+        workers = max(1, min(4, os.cpu_count() or 1))
+        _sha_pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="omr-sha256")
     return _sha_pool
 
 

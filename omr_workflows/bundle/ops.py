@@ -244,9 +244,10 @@ def _agree(index: ix.BundleIndex, payloads: list[ModelPayload], where: str) -> N
 
 
 def import_bundle(target, path: str, *, aliases: bool = False, actor: str | None = None, reason: str | None = None,
-                  progress=None, jobs: int = 1) -> dict:
+                  progress=None, jobs: int | None = None) -> dict:
     from .tarfmt import BundleReader
 
+    jobs = jobs or max(1, min(4, os.cpu_count() or 1))
     with BundleReader(path) as reader:
         where = f"bundle {path}"
         view, root = _view(reader, target.trust)
@@ -334,7 +335,9 @@ def mirror(source, target, *, lock_path: str | None = None, models: list[str] = 
         source.loaded_policy()  # verified against the trust root, or TrustError
         carry_policy(target, source.storage.read_small(layout.policy_key(), 4 << 20), True)  # kept: mirrors converge
     if jobs is None:
-        jobs = 4 if not (source.storage.is_local and target.storage.is_local) else 1
+        # Remote: latency-bound, overlap requests. Local: one file per core (hashing is the bound).
+        both_local = source.storage.is_local and target.storage.is_local
+        jobs = max(1, min(4, os.cpu_count() or 1)) if both_local else 4
     rows, moved = [], []
     for task, model, versions in selection:
         wanted = versions if versions is not None else _anchored_versions(source, task, model)

@@ -24,7 +24,7 @@ def add_parsers(sub, common) -> None:
                    help="also move this registry's aliases as the bundle's are (audited promotions, local policy applies)")
     p.add_argument("--reason", help="recorded in each import event")
     p.add_argument("--actor", help="who (default: user@host)")
-    p.add_argument("--jobs", type=int, default=1, metavar="N", help="files copied at once (default 1)")
+    p.add_argument("--jobs", type=int, metavar="N", help="files copied at once (default one per core, at most 4)")
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("mirror", parents=[common],
@@ -36,7 +36,7 @@ def add_parsers(sub, common) -> None:
     p.add_argument("--model", action="append", default=[], metavar="TASK/MODEL", help="every version of a model")
     p.add_argument("--all", action="store_true", dest="everything", help="every model")
     p.add_argument("--aliases", action="store_true", help="also move the target's aliases as the source's are")
-    p.add_argument("--jobs", type=int, metavar="N", help="files copied at once (default 4 when a side is remote, else 1)")
+    p.add_argument("--jobs", type=int, metavar="N", help="files copied at once (default 4 when a side is remote, else one per core, at most 4)")
     p.add_argument("--actor", help="who (default: user@host)")
     p.set_defaults(func=cmd_mirror)
 

@@ -151,7 +151,8 @@ def test_import_publishes_the_bundle_s_version(run_task, toy_registry, omrw, tmp
     assert [(v["ref"], v["digest"], v["status"]) for v in doc["versions"]] == [(f"{MODEL}@v1", digest, "imported")]
     assert Registry(target).resolve(f"{MODEL}@v1").digest == digest
     assert r.outputs["versions_omrw"] == ("OMR_IMPORT", "omrw", VERSION)
-    assert "omr_provenance" not in r.topics
+    (rec,) = r.topics["omr_provenance"]                     # what the intake brought in, for the run report
+    assert (record(rec).kind, record(rec).digest) == ("import", digest)
 
 
 def test_mirror_copies_between_two_registries(run_task, toy_registry, tmp_path):
