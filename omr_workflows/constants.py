@@ -57,6 +57,7 @@ ENV_ENGINE = "OMR_ENGINE"          # snakemake | nextflow | cli, recorded in pro
 ENV_DEBUG = "OMR_DEBUG"
 ENV_ACTOR = "OMR_ACTOR"
 ENV_TRUST_LEGACY = "OMR_TRUST_LEGACY"  # 1: strict verification accepts unanchored omnibioai versions
+ENV_OFFLINE = "OMR_OFFLINE"        # 1: refuse every remote registry at once (air-gapped nodes)
 
 
 def _data_home() -> Path:
@@ -89,18 +90,23 @@ def default_demote_to() -> str:
     return os.environ.get(ENV_DEMOTE_TO, "").strip() or "archived"
 
 
+def env_flag(name: str) -> bool:
+    """A yes/no environment variable: anything but unset, empty, 0, false or no is yes."""
+    return os.environ.get(name, "").strip() not in ("", "0", "false", "no")
+
+
 def offline() -> bool:
     """`OMR_OFFLINE=1` (or `--offline`): refuse every remote registry at once, never wait on a network."""
-    return os.environ.get("OMR_OFFLINE", "").strip() not in ("", "0", "false", "no")
+    return env_flag(ENV_OFFLINE)
 
 
 def debug_enabled() -> bool:
-    return os.environ.get(ENV_DEBUG, "").strip() not in ("", "0", "false", "no")
+    return env_flag(ENV_DEBUG)
 
 
 def trust_legacy() -> bool:
     """Whether strict verification may pass a legacy version no event anchors (explicit opt-in)."""
-    return os.environ.get(ENV_TRUST_LEGACY, "").strip() not in ("", "0", "false", "no")
+    return env_flag(ENV_TRUST_LEGACY)
 
 
 def default_actor() -> str:

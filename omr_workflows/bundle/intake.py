@@ -20,7 +20,7 @@ from .. import audit, layout, transitions
 from .._faults import crash_point
 from ..constants import MANIFEST_NAME, META_NAME, default_actor
 from ..errors import ConflictError, IntegrityError, NotFoundError
-from ..events import EventRef, Origin, now_utc_iso
+from ..events import Origin, now_utc_iso
 from ..hashing import copy_and_hash, sha256_hex
 from ..manifest import FileEntry
 from ..refs import Ref
@@ -33,6 +33,7 @@ Opener = Callable[[ModelPayload, VersionPayload, FileEntry], BinaryIO]
 class _Job:
     payload: ModelPayload
     vp: VersionPayload
+    held: object = None   # the target's Version when it already holds these bytes
     stage: object = None
     status: str = "new"
 
@@ -47,7 +48,8 @@ def intake(target, payloads: list[ModelPayload], opener: Opener, *, source: str,
     for p in payloads:
         _policy_allows(target, p.task, p.model, False, "import")
         for vp in p.versions:
-            todo.append(_Job(p, vp, status=_present(target, p, vp)))
+            held = holds(target, p, vp)
+            todo.append(_Job(p, vp, held=held, status="present" if held else "new"))
     new = [j for j in todo if j.status == "new"]
     try:
         for job in new:  # phase 1: stage everything, checked
@@ -68,28 +70,37 @@ def intake(target, payloads: list[ModelPayload], opener: Opener, *, source: str,
                 if later.stage is not None:
                     later.stage.abort()
             raise
-        if job.status == "present":
-            _write_signatures(target, job.payload, job.vp)
-            heal_derived(target, job.payload.task, job.payload.model, job.vp.version)
-        rows.append({"ref": f"{job.payload.ref}@{job.vp.version}", "digest": job.vp.digest, "status": job.status,
-                     "event_seq": seq, "files": job.vp.files, "bytes": job.vp.bytes,
-                     **({"trust": job.vp.trust} if job.vp.trust else {})})
+        rows.append(present_row(target, job.payload, job.vp, job.held) if job.status == "present"
+                    else _row(job.payload, job.vp, job.status, seq))
     return rows
 
 
-def _present(target, p: ModelPayload, vp: VersionPayload) -> str:
-    """"present" (same digest, anchored), "new"; ConflictError when the name holds other bytes."""
+def _row(p: ModelPayload, vp: VersionPayload, status: str, seq: int | None) -> dict:
+    return {"ref": f"{p.ref}@{vp.version}", "digest": vp.digest, "status": status, "event_seq": seq,
+            "files": vp.files, "bytes": vp.bytes, **({"trust": vp.trust} if vp.trust else {})}
+
+
+def present_row(target, p: ModelPayload, vp: VersionPayload, held) -> dict:
+    """A version the target already holds: its missing signatures and derived files, then its row."""
+    _write_signatures(target, p, vp)
+    heal_derived(target, held)
+    return _row(p, vp, "present", None)
+
+
+def holds(target, p: ModelPayload, vp: VersionPayload):
+    """The target's Version when it holds `vp` (same digest, anchored), else None; ConflictError
+    when the name holds other bytes."""
     ref = f"{p.ref}@{vp.version}"
     try:
         v = target.version(p.task, p.model, vp.version)
     except NotFoundError:
-        return "new"
+        return None
     except IntegrityError:
-        return "new"  # unanchored (an interrupted intake or register): publishing decides
+        return None  # unanchored (an interrupted intake or register): publishing decides
     if v.digest != vp.digest:
         raise ConflictError(f"{ref} already exists in {target.url} with digest {v.digest}, not {vp.digest}; versions "
                             f"are immutable: nothing imported", obj=ref)
-    return "present"
+    return v
 
 
 def _stage_files(job: _Job, opener: Opener, jobs: int, progress) -> None:
@@ -132,8 +143,9 @@ def _commit(target, job: _Job, *, source: str, bundle: str | None, actor: str, r
             found = _interrupted(target, task, model, version, vp.digest, stage.token)
             stage.abort()
             if found is None:
-                job.stage, job.status = None, _present(target, p, vp)  # raced by an intake of the same bytes?
-                if job.status == "present":
+                job.stage, job.held = None, holds(target, p, vp)  # raced by an intake of the same bytes?
+                if job.held is not None:
+                    job.status = "present"
                     return None
                 raise ConflictError(f"{p.ref}@{version} already exists in {target.url} (written meanwhile); nothing "
                                     f"imported", obj=f"{p.ref}@{version}") from None
@@ -146,7 +158,7 @@ def _commit(target, job: _Job, *, source: str, bundle: str | None, actor: str, r
             stage.abort()
         raise
     meta = manifest.entry(META_NAME)
-    origin = Origin(registry=source, bundle=bundle, chain=p.chain, anchor=source_anchor(p, version), head=p.head)
+    origin = Origin(registry=source, bundle=bundle, chain=p.chain, anchor=vp.anchor, head=p.head)
 
     def build(last):
         return transitions.register_fields(
@@ -160,24 +172,15 @@ def _commit(target, job: _Job, *, source: str, bundle: str | None, actor: str, r
     return event.seq
 
 
-def heal_derived(target, task: str, model: str, version: str) -> None:
-    """A rerun after a kill between an import event and its anchor finishes the derived files
-    (two stats when nothing is missing), so `audit` is green without `--repair`."""
-    mkey = layout.model_key(task, model)
-    v = target.version(task, model, version)
-    if v.anchor is None or (target.storage.exists(layout.anchor_key(mkey, version))
+def heal_derived(target, v) -> None:
+    """A rerun after a kill between an import event and its anchor finishes the derived files of
+    Version `v` (two stats when nothing is missing), so `audit` is green without `--repair`."""
+    mkey = layout.model_key(v.task, v.model)
+    if v.anchor is None or (target.storage.exists(layout.anchor_key(mkey, v.version))
                             and target.storage.exists(layout.digest_index_key(mkey, v.digest))):
         return
     event, _data = audit.read_event(target.storage, mkey, v.anchor.seq)
     audit.after_event(target.storage, mkey, event, v.anchor.event_sha256, [])
-
-
-def source_anchor(p: ModelPayload, version: str) -> EventRef:
-    for i, data in enumerate(p.events):
-        ev = audit.parse_event(data, p.ref, i + 1)
-        if ev.kind in ("register", "adopt", "import") and ev.version == version:
-            return EventRef(seq=ev.seq, sha256=sha256_hex(data))
-    raise IntegrityError(f"{p.ref}@{version}: no event of the source log registers it", obj=f"{p.ref}@{version}")
 
 
 def write_origins(storage, mkey: str, p: ModelPayload) -> None:

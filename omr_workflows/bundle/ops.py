@@ -19,11 +19,11 @@ from pathlib import Path
 from .. import layout
 from ..constants import default_actor
 from ..errors import IntegrityError, InvalidInputError, NotFoundError
-from ..events import now_utc_iso
+from ..events import Head, now_utc_iso
 from ..hashing import sha256_hex
 from ..refs import parse_ref
 from . import index as ix
-from .intake import apply_aliases, heal_derived, intake
+from .intake import apply_aliases, holds, intake, present_row
 from .source import ModelPayload, gather
 
 
@@ -155,12 +155,8 @@ def _write_bundle(reg, output: Path, index_bytes: bytes, members, progress) -> N
                     tw.add_bytes(member.name, src)
                     continue
                 p, vp, e = src
-                what = f"{p.ref}@{vp.version}/{e.path}"
-                if progress is not None:
-                    tw.out = progress.wrap_file(out)
                 with reg.storage.open_read(f"{vp.data_key}/{e.path}") as fin:
-                    tw.add_stream(member, fin, what)
-                tw.out = out
+                    tw.add_stream(member, fin, f"{p.ref}@{vp.version}/{e.path}", progress)
             tw.close()
             out.flush()
             os.fsync(out.fileno())
@@ -193,7 +189,7 @@ def _view(reader, trust) -> tuple[object, Path]:
             mkey = layout.model_key(m.task, m.model)
             for seq in range(1, m.head.seq + 1):
                 put(layout.event_key(mkey, seq), reader.small(ix.event_member(m.task, m.model, seq)))
-            put(layout.head_key(mkey), f'{{"seq":{m.head.seq},"sha256":"{m.head.sha256}"}}'.encode())
+            put(layout.head_key(mkey), Head(seq=m.head.seq, sha256=m.head.sha256).model_dump_json().encode())
             for o in m.origins:
                 for seq in range(1, o.head.seq + 1):
                     put(layout.origin_event_key(mkey, o.chain, seq),
@@ -339,60 +335,27 @@ def mirror(source, target, *, lock_path: str | None = None, models: list[str] = 
         both_local = source.storage.is_local and target.storage.is_local
         jobs = max(1, min(4, os.cpu_count() or 1)) if both_local else 4
     rows, moved = [], []
+
+    def opener(p, vp, entry):
+        return source.storage.open_read(f"{vp.data_key}/{entry.path}")
+
     for task, model, versions in selection:
-        wanted = versions if versions is not None else _anchored_versions(source, task, model)
-        if not wanted:
-            if models:
-                raise NotFoundError(f"model {task}/{model}: no version to mirror in {source.url}; run `omrw list`",
-                                    obj=f"{task}/{model}")
-            continue
-        todo = [v for v in wanted if not _same(target, task, model, v, source)]
-        if todo:
-            payload = gather(source, task, model, wanted)
+        try:
+            payload = gather(source, task, model, versions)  # metadata only: the log, manifests, signatures
+        except NotFoundError:
+            if versions is not None or models:
+                raise  # asked for by name: a typo must not mirror nothing silently
+            continue  # --all: a model with nothing to copy
+        held = {vp.version: holds(target, payload, vp) for vp in payload.versions}
+        if all(held.values()):  # nothing to copy: no write check, no byte read
+            rows += [present_row(target, payload, vp, held[vp.version]) for vp in payload.versions]
         else:
-            payload = None
-        if payload is None:
-            for v in wanted:
-                have = source.version(task, model, v)
-                files = have.files() or []
-                heal_derived(target, task, model, v)
-                rows.append({"ref": f"{task}/{model}@{v}", "digest": have.digest, "status": "present",
-                             "event_seq": None, "files": len(files), "bytes": sum(e.size for e in files)})
-            if aliases:
-                moved += apply_aliases(target, [gather(source, task, model, wanted)], source=where(source), actor=actor)
-            continue
-
-        def opener(p, vp, entry):
-            return source.storage.open_read(f"{vp.data_key}/{entry.path}")
-
-        if progress is not None:
-            progress.start(sum(vp.bytes for vp in payload.versions if vp.version in todo))
-        got = intake(target, [payload], opener, source=where(source), bundle=None, actor=actor,
-                     reason=f"mirrored from {where(source)}", jobs=jobs, progress=progress)
-        rows += [r | {"status": "copied"} if r["status"] == "imported" else r for r in got]
+            if progress is not None:
+                progress.start(sum(vp.bytes for vp in payload.versions if held[vp.version] is None))
+            got = intake(target, [payload], opener, source=where(source), bundle=None, actor=actor,
+                         reason=f"mirrored from {where(source)}", jobs=jobs, progress=progress)
+            rows += [r | {"status": "copied"} if r["status"] == "imported" else r for r in got]
         if aliases:
             moved += apply_aliases(target, [payload], source=where(source), actor=actor)
     return {"ok": True, "source": source.url, "target": target.url, "versions": rows, "aliases": moved,
             **_copied(rows)}
-
-
-def _anchored_versions(reg, task: str, model: str) -> list[str]:
-    """Versions the source log anchors and storage holds, not retired (a damaged one fails later, loudly)."""
-    from ..transitions import anchors_of
-
-    events, _tail = reg.log(task, model)
-    if not events:
-        return []
-    last = events[-1][0]
-    anchored = anchors_of(events)
-    return [v for v in reg.versions(task, model) if v in anchored
-            and (v not in last.lifecycle or last.lifecycle[v].state == "deprecated")]
-
-
-def _same(target, task: str, model: str, version: str, source) -> bool:
-    """Whether the target already holds `version` with the source's digest (reads two manifests, no byte)."""
-    try:
-        have = target.version(task, model, version)
-    except (NotFoundError, IntegrityError):
-        return False
-    return have.digest == source.version(task, model, version).digest

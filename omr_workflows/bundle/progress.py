@@ -39,16 +39,6 @@ class Transfer:
             return out
         return counted
 
-    def wrap_file(self, f):
-        outer = self
-
-        class _F:
-            def write(self, buf):
-                out = f.write(buf)
-                outer.advance(len(buf))
-                return out
-        return _F()
-
     def stop(self) -> None:
         if self._bar is not None:
             self._bar.stop()

@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 
 from .. import audit, layout
 from ..errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError
-from ..events import Event, EventRef
+from ..events import ANCHOR_KINDS, Event, EventRef
 from ..hashing import sha256_hex
 from ..constants import MANIFEST_NAME
 from ..manifest import Manifest
+from ..transitions import anchors_of
+from ..versions import Version
 
 MAX_SIGNATURE_BYTES = 4 << 20
 MAX_EVENT_BYTES = 16 << 20
@@ -32,6 +34,8 @@ class VersionPayload:
     manifest: Manifest
     manifest_bytes: bytes
     data_key: str
+    view: Version                       # the source's Version (as Registry.version gave it)
+    anchor: EventRef                    # the source event that registered (or imported) it
     signatures: dict[str, bytes] = field(default_factory=dict)
     trust: dict | None = None  # TrustInfo as JSON, when a trust root checked it
 
@@ -98,17 +102,12 @@ def gather(reg, task: str, model: str, versions: list[str] | None = None) -> Mod
         if (ev.task, ev.model_name) != (task, model):
             raise IntegrityError(f"{ref}: audit event {ev.seq} belongs to {ev.task}/{ev.model_name} (copied from "
                                  f"another log)", obj=f"{ref}#{ev.seq}")
-    anchors = {}
-    for ev, data in zip(parsed, events):
-        if ev.kind in ("register", "adopt", "import") and ev.version not in anchors:
-            anchors[ev.version] = ev
+    anchors = anchors_of([(ev, sha256_hex(d)) for ev, d in zip(parsed, events)])
     if versions is None:
         versions = [v for v in reg.versions(task, model) if v in anchors and _exportable(tail, v)]
         if not versions:
             raise NotFoundError(f"model {ref}: no version to copy", obj=ref)
-    out: list[VersionPayload] = []
-    for name in versions:
-        out.append(_version(reg, task, model, name, tail))
+    out = [_version(reg, task, model, name, tail, anchors) for name in versions]
     payload = ModelPayload(task=task, model=model, events=events, tail=tail, chain=sha256_hex(events[0]),
                            head=EventRef(seq=tail.seq, sha256=t.sha256), versions=out,
                            aliases={a: s.version for a, s in tail.aliases.items() if s.version in set(versions)},
@@ -123,25 +122,28 @@ def _exportable(tail: Event, version: str) -> bool:
     return life is None or life.state == "deprecated"
 
 
-def _version(reg, task: str, model: str, name: str, tail: Event) -> VersionPayload:
-    v = reg.version(task, model, name)
+def _version(reg, task: str, model: str, name: str, tail: Event, anchors: dict) -> VersionPayload:
+    # The log was read once above: the Version view reuses its anchors instead of reading it again.
+    v = reg.version(task, model, name, tail_seq=tail.seq, anchors=anchors)
     if v.manifest is None:
         raise ConflictError(f"{v.ref} was written by omnibioai-model-registry (no manifest); `omrw adopt` cannot "
                             f"give it one: register it again to move it", obj=v.ref)
-    life = tail.lifecycle.get(name)
-    if life is not None and life.state != "deprecated":
-        raise ConflictError(f"{life.describe(v.ref)}: a retired version is not copied", obj=v.ref)
+    if not _exportable(tail, name):
+        raise ConflictError(f"{tail.lifecycle[name].describe(v.ref)}: a retired version is not copied", obj=v.ref)
     if v.anchor.manifest_sha256 is not None and v.anchor.manifest_sha256 != v.manifest_sha256:
         raise IntegrityError(f"{v.ref}: its {MANIFEST_NAME} differs from the one audit event "
                              f"{v.anchor.seq} recorded (edited)", obj=v.ref)
     raw = reg.storage.read_bytes(layout.manifest_key(v.key))
+    if sha256_hex(raw) != v.manifest_sha256:
+        raise IntegrityError(f"{v.ref}: its {MANIFEST_NAME} changed while being read", obj=v.ref)
     sigs: dict[str, bytes] = {}
     base = layout.signatures_key(layout.model_key(task, model), name)
     for entry in sorted(reg.storage.listdir(base))[:64]:
         if layout.SIGNATURE_NAME_RE.fullmatch(entry):
             sigs[entry[:-4]] = reg.storage.read_small(f"{base}/{entry}", MAX_SIGNATURE_BYTES)
     return VersionPayload(version=name, digest=v.digest, manifest=v.manifest, manifest_bytes=raw,
-                          data_key=v.data_key, signatures=sigs)
+                          data_key=v.data_key, view=v, anchor=EventRef(seq=v.anchor.seq, sha256=v.anchor.event_sha256),
+                          signatures=sigs)
 
 
 def _origins(storage, mkey: str, ref: str, parsed: list[Event]) -> dict[str, list[bytes]]:
@@ -173,7 +175,7 @@ def check_origin(ev: Event, events: list[bytes], ref: str) -> Event:
         raise IntegrityError(f"{where}: the source event {o.anchor.seq} it names is missing or edited in "
                              f"audit/origins/{o.chain[:12]}", obj=where)
     src = audit.parse_event(events[o.anchor.seq - 1], where, o.anchor.seq)
-    if src.kind not in ("register", "adopt", "import") or src.version != ev.version or src.digest != ev.digest:
+    if src.kind not in ANCHOR_KINDS or src.version != ev.version or src.digest != ev.digest:
         raise IntegrityError(f"{where}: the source event {o.anchor.seq} it names does not register {ev.version} "
                              f"with digest {ev.digest}", obj=where)
     return src
@@ -186,11 +188,9 @@ def _check_trust(reg, payload: ModelPayload, tail_sha: str) -> None:
     lp = reg.loaded_policy()
     if lp is None:
         raise InvalidInputError(f"{reg.url}: a trust root is configured but the source holds no policy")
-    by_name = {}
+    by_name = {vp.version: vp.view for vp in payload.versions}
     for vp in payload.versions:
-        v = reg.version(payload.task, payload.model, vp.version)
-        by_name[vp.version] = v
-        vp.trust = check_resolution(reg, lp, v, tail=payload.tail, tail_sha=tail_sha, alias=None,
+        vp.trust = check_resolution(reg, lp, vp.view, tail=payload.tail, tail_sha=tail_sha, alias=None,
                                     alias_seq=None).model_dump(mode="json", exclude_none=True)
     for alias, version in payload.aliases.items():
         state = payload.tail.aliases[alias]

@@ -51,10 +51,10 @@ class TarWriter:
         self._write(data)
         self._pad(len(data))
 
-    def add_stream(self, member: Member, src: BinaryIO, what: str) -> None:
+    def add_stream(self, member: Member, src: BinaryIO, what: str, progress=None) -> None:
         """Copy `src` as `member`, refusing bytes that are not the size and sha256 it must have."""
         self._header(member.name, member.size)
-        h = copy_and_hash(src, self._write)
+        h = copy_and_hash(src, self._write if progress is None else progress.wrap(self._write))
         if h.size != member.size or h.sha256 != member.sha256:
             raise IntegrityError(f"{what}: its bytes do not match its manifest ({h.size} bytes, sha256 "
                                  f"{h.sha256[:12]}…; expected {member.size}, {member.sha256[:12]}…): run `omrw verify "

@@ -92,19 +92,18 @@ def _rows(out: dict, verb: str) -> str:
 def _record(args, target, out: dict, how: str) -> None:
     """Run records ($OMR_RUN_DIR) of what the call brought in and which aliases it moved: a site's
     intake workflow's report then says which versions it produced."""
+    from ..refs import parse_ref
     from ..runrecord import record_touch
 
     for row in out["versions"]:
         if row["status"] in ("imported", "copied"):
-            task, rest = row["ref"].split("/", 1)
-            model, version = rest.split("@", 1)
-            record_touch(args, target, "import", task, model, version, row["ref"], actor=getattr(args, "actor", None),
-                         reason=how)
+            r = parse_ref(row["ref"])
+            record_touch(args, target, "import", r.task, r.model, r.selector, row["ref"], actor=args.actor, reason=how)
     for a in out["aliases"]:
         if a["status"] == "moved":
-            task, model = a["ref"].split("/", 1)
-            record_touch(args, target, "promote", task, model, a["version"], f"{a['ref']}@{a['alias']}",
-                         alias=a["alias"], actor=getattr(args, "actor", None), reason=how)
+            r = parse_ref(f"{a['ref']}@{a['alias']}")
+            record_touch(args, target, "promote", r.task, r.model, a["version"], str(r), alias=a["alias"],
+                         actor=args.actor, reason=how)
 
 
 def cmd_import(args) -> int:

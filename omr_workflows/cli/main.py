@@ -66,14 +66,14 @@ def _fail(message: str, code: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     # pydantic looks for plugins through importlib.metadata (~10 ms per start); the CLI uses none.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-    from ..constants import debug_enabled
+    from ..constants import ENV_OFFLINE, debug_enabled
     from ..errors import OmrError
 
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False) or debug_enabled()
     if getattr(args, "offline", False):
-        os.environ["OMR_OFFLINE"] = "1"  # storage, hooks and the engines' subprocesses all read it
+        os.environ[ENV_OFFLINE] = "1"  # storage, hooks and the engines' subprocesses all read it
     try:
         return int(args.func(args) or 0)
     except OmrError as e:
