@@ -474,3 +474,24 @@ def test_airgap_example_runs(tmp_path):
     assert "would write models.omrb" in out and "imported  celltype_classification_sc/human_pbmc@2026-02-13_001" in out
     assert "approve  production" in out and "signed by Bob <bob@lab.org>" in out and "audit ok" in out
     assert out.rstrip().endswith("copied 0 files, 0 bytes")
+
+
+def test_bad_export_and_import_input_is_one_line_and_writes_nothing(gov, tmp_path):
+    target = tmp_path / "t"
+    not_tar = tmp_path / "notes.txt"
+    not_tar.write_text("not a bundle\n")
+    cases = [
+        (gov.omrw("export", "-o", str(tmp_path / "x.omrb")), 2),                                   # nothing to copy
+        (gov.omrw("export", f"{MK}@v1", "-o", str(tmp_path / "no" / "such" / "x.omrb")), 2),      # folder missing
+        (gov.omrw("export", f"{MK}@v9", "-o", str(tmp_path / "x.omrb")), 3),                      # no such version
+        (gov.omrw("export", f"{MK}@v1#model.pt", "-o", str(tmp_path / "x.omrb")), 2),             # a single file
+        (run_omrw("import", str(tmp_path / "missing.omrb"), registry=str(target)), 2),
+        (run_omrw("import", str(not_tar), registry=str(target)), 2),
+        (run_omrw("import", str(tmp_path), registry=str(target)), 2),                            # a folder
+        (run_omrw("import", str(not_tar), "--jobs", "0", registry=str(target)), 2),
+    ]
+    for proc, code in cases:
+        assert proc.returncode == code and proc.stderr.startswith("omrw: error:"), (proc.args, proc.stderr)
+        assert proc.stderr.count("\n") == 1, proc.stderr
+    assert not (tmp_path / "x.omrb").exists() and not list(tmp_path.glob(".x.omrb.*"))
+    assert tree(target) == {}
