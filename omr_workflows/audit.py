@@ -101,12 +101,16 @@ def find_tail(storage, mkey: str, for_append: bool = False) -> Tail:
     deleted head would otherwise let it chain onto an edited newest event.
     """
     head = read_head(storage, mkey)
-    if head is None:
-        if not storage.exists(layout.event_key(mkey, 1)):
-            if _seqs(storage, mkey):
-                raise IntegrityError(f"{mkey}: audit event 1 is missing (deleted); run `omrw audit`",
-                                     obj=layout.event_key(mkey, 1))
+    if head is None and not storage.exists(layout.event_key(mkey, 1)):
+        seqs = _seqs(storage, mkey)
+        if not seqs:
             return Tail(None, "", None)
+        if 1 not in seqs:
+            raise IntegrityError(f"{mkey}: audit event 1 is missing (deleted); run `omrw audit`",
+                                 obj=layout.event_key(mkey, 1))
+        # Event 1 appeared between the two looks: a first writer is committing right now.
+        head = read_head(storage, mkey)
+    if head is None:
         if for_append:
             deadline = time.monotonic() + HEAD_WAIT
             while head is None and time.monotonic() < deadline:
