@@ -25,16 +25,16 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
-from . import layout
+from . import fastread, layout
 from ._faults import crash_point, fail_point
+from .canonical import sha256_hex
+from .constants import ANCHOR_KINDS, EVENT_PAYLOAD_TYPE
 from .errors import IntegrityError, NotFoundError, OmrError, StorageError
-from .hashing import sha256_hex
-from .events import ANCHOR_KINDS, EVENT_PAYLOAD_TYPE, AliasPointer, AliasState, AnchorPointer, Event, EventSignature, Head
-from .transitions import anchors_of
 
+if TYPE_CHECKING:  # readers return `fastread.Doc`s of these formats; only writers build the models
+    from .events import AliasPointer, AliasState, Event, Head
 
 
 # ---------------------------------------------------------------------- reading
@@ -49,9 +49,10 @@ def _seqs(storage, mkey: str) -> list[int]:
 
 
 def parse_event(data: bytes, mkey: str, seq: int) -> Event:
+    """The event file as a `fastread.Doc` (validated against the `Event` model's schema)."""
     try:
-        ev = Event.model_validate_json(data)
-    except Exception:
+        ev = fastread.read("audit_event", data)
+    except fastread.FormatError:
         raise IntegrityError(f"audit event {seq} of {mkey} is damaged (not a valid event)", obj=f"{mkey}#{seq}") from None
     if ev.seq != seq:
         raise IntegrityError(f"audit event {seq} of {mkey} claims to be event {ev.seq} (reordered or edited)",
@@ -70,14 +71,13 @@ def read_head(storage, mkey: str) -> Head | None:
     except NotFoundError:
         return None
     try:
-        return Head.model_validate_json(data)
-    except Exception:
+        return fastread.read("audit_head", data)
+    except fastread.FormatError:
         raise IntegrityError(f"{mkey}: audit/head.json is damaged; run `omrw audit` (and `--repair` if the chain "
                              f"is intact)", obj=layout.head_key(mkey)) from None
 
 
-@dataclass(frozen=True)
-class Tail:
+class Tail(NamedTuple):
     event: Event | None
     sha256: str
     head_seq: int | None  # what head.json said (None: no head)
@@ -190,6 +190,8 @@ def append(storage, mkey: str, build: Callable[[Event | None], dict], signer=Non
         except NoChange as exc:
             exc.last, exc.last_hash = last, last_hash
             raise
+        from .events import Event
+
         event = Event(seq=(last.seq + 1) if last else 1, prev=last_hash, **fields)
         if signer is not None:
             event = sign_event(event, signer)
@@ -207,6 +209,7 @@ def append(storage, mkey: str, build: Callable[[Event | None], dict], signer=Non
 
 
 def sign_event(event: Event, signer) -> Event:
+    from .events import EventSignature
     from .signing import dsse
 
     sig = dsse.signature(EVENT_PAYLOAD_TYPE, event.signed_bytes(), signer)
@@ -232,9 +235,16 @@ def _advance_head(storage, mkey: str, seq: int, digest: str) -> None:
             current = None
         if current is not None and current.seq >= seq:
             return
-        storage.write_replace(layout.head_key(mkey), Head(seq=seq, sha256=digest).model_dump_json().encode())
+        storage.write_replace(layout.head_key(mkey), head_bytes(seq, digest))
         if not storage.exists(layout.event_key(mkey, seq + 1)):
             return
+
+
+def head_bytes(seq: int, digest: str) -> bytes:
+    """`audit/head.json`, validated by its model (the one writer of it)."""
+    from .events import Head
+
+    return Head(seq=seq, sha256=digest).model_dump_json().encode()
 
 
 def _compat_log(storage, mkey: str, event: Event) -> None:
@@ -255,6 +265,8 @@ def _compat_log(storage, mkey: str, event: Event) -> None:
 # ---------------------------------------------------------------------- derived files
 def pointer_for(mkey: str, alias: str, state: AliasState, setter: Event, setter_sha: str,
                 digest: str | None) -> AliasPointer:
+    from .events import AliasPointer
+
     return AliasPointer(task=setter.task, model_name=setter.model_name, alias=alias, version=state.version,
                         updated_at=setter.ts_utc, actor=setter.actor, reason=setter.reason, digest=digest,
                         event_seq=state.seq, event_sha256=setter_sha)
@@ -284,6 +296,8 @@ def sync_alias(storage, mkey: str, alias: str) -> AliasPointer | None:
 
 def write_anchor(storage, mkey: str, event: Event, event_sha: str) -> None:
     """The derived anchor and digest index of a version that just came into existence."""
+    from .events import AnchorPointer
+
     anchor = AnchorPointer(version=event.version, digest=event.digest, seq=event.seq, event_sha256=event_sha)
     storage.write_replace(layout.anchor_key(mkey, event.version), anchor.model_dump_json().encode())
     index = json.dumps({"version": event.version, "digest": event.digest}).encode()
@@ -304,7 +318,7 @@ def after_event(storage, mkey: str, event: Event, event_sha: str, aliases: list[
 def find_anchor(storage, mkey: str, version: str) -> tuple[Event, str] | None:
     """The event that anchors `version`, via its anchor pointer (checked) or, failing that, the log."""
     try:
-        pointer = AnchorPointer.model_validate_json(storage.read_bytes(layout.anchor_key(mkey, version)))
+        pointer = fastread.read("audit_anchor", storage.read_bytes(layout.anchor_key(mkey, version)))
     except (NotFoundError, ValueError, IntegrityError):
         pointer = None
     if pointer is not None and pointer.version == version:
@@ -315,4 +329,6 @@ def find_anchor(storage, mkey: str, version: str) -> tuple[Event, str] | None:
         if (ev is not None and ev.kind in ANCHOR_KINDS and ev.version == version and ev.digest == pointer.digest
                 and sha256_hex(data) == pointer.event_sha256):
             return ev, pointer.event_sha256
+    from .transitions import anchors_of
+
     return anchors_of(load_events(storage, mkey)).get(version)

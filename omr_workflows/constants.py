@@ -8,6 +8,8 @@ from pathlib import Path
 # On-disk names (docs/DESIGN.md, "On-disk layout"). Names a user can choose cannot start with "." so the
 # dot-names below never collide with a task, model, version or alias.
 MANIFEST_NAME = "omr_manifest.json"
+#: An attempt's staging token (layout.TOKEN_RE): time, then randomness.
+TOKEN_PATTERN = r"omr1-[0-9]{10}-[0-9a-f]{12}"
 META_NAME = "model_meta.json"
 SHA256SUMS_NAME = "sha256sums.txt"
 STAGING_DIR = ".omr-tmp"          # per model, local staging for atomic rename
@@ -121,3 +123,26 @@ def default_actor() -> str:
     except Exception:
         user = "unknown"
     return f"{user}@{socket.gethostname()}"
+
+
+# ---------------------------------------------------------------------- the log (events.py holds the models)
+STAGES = ("development", "staging", "production", "archived")
+STAGE_ALIASES = {"staging": "staging", "production": "production"}
+STAGE_ONLY = ("development", "archived")
+ANCHOR_KINDS = ("register", "adopt", "import")
+EVENT_KINDS = ("register", "adopt", "import", "promote", "stage", "request", "approve", "reject", "sign", "deprecate",
+               "retire", "prune")
+#: DSSE payload type of an event signature (docs/DESIGN.md, "Governance").
+EVENT_PAYLOAD_TYPE = "application/vnd.omr.event.v1+json"
+KEYID_PATTERN = r"^[0-9a-f]{64}$"
+#: The state every event carries (readers need only the newest); left out when an event is shown.
+STATE_FIELDS = frozenset({"aliases", "stages", "digests", "requests", "lifecycle"})
+DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
+HEX_PATTERN = r"^[0-9a-f]{64}$"
+MAX_TEXT = 4096
+
+
+def now_utc_iso() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat()

@@ -6,33 +6,17 @@ What each field means and which files are truth and which derived caches: docs/D
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .manifest import canonical_json
+from .canonical import canonical_json
+from .constants import (ANCHOR_KINDS, DIGEST_PATTERN, EVENT_KINDS, EVENT_PAYLOAD_TYPE, HEX_PATTERN,  # noqa: F401
+                        KEYID_PATTERN, MAX_TEXT, STAGE_ALIASES, STAGE_ONLY, STAGES, STATE_FIELDS, now_utc_iso)
+from .fastread import describe_lifecycle
 from .names import name_type
 
 Name = name_type()
-STAGES = ("development", "staging", "production", "archived")
-STAGE_ALIASES = {"staging": "staging", "production": "production"}
-STAGE_ONLY = ("development", "archived")
-ANCHOR_KINDS = ("register", "adopt", "import")
-EVENT_KINDS = ("register", "adopt", "import", "promote", "stage", "request", "approve", "reject", "sign", "deprecate",
-               "retire", "prune")
-#: DSSE payload type of an event signature (docs/DESIGN.md, "Governance").
-EVENT_PAYLOAD_TYPE = "application/vnd.omr.event.v1+json"
-KEYID_PATTERN = r"^[0-9a-f]{64}$"
-#: The state every event carries (readers need only the newest); left out when an event is shown.
-STATE_FIELDS = frozenset({"aliases", "stages", "digests", "requests", "lifecycle"})
-DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
-HEX_PATTERN = r"^[0-9a-f]{64}$"
-MAX_TEXT = 4096
-
-
-def now_utc_iso() -> str:
-    return datetime.now(timezone.utc).isoformat()
 
 
 class AliasState(BaseModel):
@@ -80,9 +64,7 @@ class Lifecycle(BaseModel):
     reason: str | None = Field(default=None, max_length=MAX_TEXT)
     retired_seq: int | None = Field(default=None, description="pruned: the retire event before it")
 
-    def describe(self, ref: str) -> str:
-        what = {"deprecated": "deprecated", "retired": "retired", "pruned": "retired (its files were removed)"}[self.state]
-        return f"{ref} was {what} on {self.ts_utc[:10]} by {self.actor}: {self.reason or 'no reason given'}"
+    describe = describe_lifecycle
 
 
 class EventSignature(BaseModel):

@@ -16,6 +16,7 @@ import json
 from . import audit, layout
 from .governance import audit_model
 from .constants import MANIFEST_NAME
+from .events import AliasPointer, AnchorPointer, Event
 from .hashing import sha256_hex
 from .errors import IntegrityError, InvalidInputError, NotFoundError, OmrError
 from .names import check_name
@@ -63,7 +64,7 @@ def check_chain(storage, mkey: str) -> list[str]:
     return problems
 
 
-def derived_problems(storage, mkey: str, events: list[tuple[audit.Event, str]]) -> list[str]:
+def derived_problems(storage, mkey: str, events: list[tuple[Event, str]]) -> list[str]:
     """Alias pointers and anchors that disagree with an (intact) log: what `repair` rewrites."""
     problems: list[str] = []
     last = events[-1][0] if events else None
@@ -76,7 +77,7 @@ def derived_problems(storage, mkey: str, events: list[tuple[audit.Event, str]]) 
     for alias, state in aliases.items():
         key = layout.alias_key(mkey, alias)
         try:
-            pointer = audit.AliasPointer.model_validate_json(storage.read_bytes(key))
+            pointer = AliasPointer.model_validate_json(storage.read_bytes(key), strict=True)
         except NotFoundError:
             problems.append(f"{mkey}: alias {alias} has no pointer file (audit event {state.seq} set it)")
             continue
@@ -90,7 +91,7 @@ def derived_problems(storage, mkey: str, events: list[tuple[audit.Event, str]]) 
                             f"set it to {state.version}")
     for version, (ev, h) in anchors_of(events).items():
         try:
-            pointer = audit.AnchorPointer.model_validate_json(storage.read_bytes(layout.anchor_key(mkey, version)))
+            pointer = AnchorPointer.model_validate_json(storage.read_bytes(layout.anchor_key(mkey, version)), strict=True)
         except NotFoundError:
             problems.append(f"{mkey}: version {version} has no anchor file (audit event {ev.seq} registered it)")
             continue
@@ -106,7 +107,7 @@ def derived_problems(storage, mkey: str, events: list[tuple[audit.Event, str]]) 
 def _legacy_alias(storage, mkey: str, name: str) -> bool:
     """A pointer only omnibioai-model-registry knows of, naming one of its own (manifest-less) versions."""
     try:
-        pointer = audit.AliasPointer.model_validate_json(storage.read_bytes(f"{layout.aliases_key(mkey)}/{name}"))
+        pointer = AliasPointer.model_validate_json(storage.read_bytes(f"{layout.aliases_key(mkey)}/{name}"), strict=True)
         vkey = f"{mkey}/versions/{check_name(pointer.version, 'version')}"
     except (OmrError, ValueError):
         return False
@@ -159,7 +160,7 @@ def repair_model(storage, mkey: str) -> list[str]:
     last, last_sha = events[-1]
     head = audit.read_head(storage, mkey)
     if head is None or (head.seq, head.sha256) != (last.seq, last_sha):
-        storage.write_replace(layout.head_key(mkey), audit.Head(seq=last.seq, sha256=last_sha).model_dump_json().encode())
+        storage.write_replace(layout.head_key(mkey), audit.head_bytes(last.seq, last_sha))
         fixed.append(layout.head_key(mkey))
     by_seq = {ev.seq: (ev, h) for ev, h in events}
     for alias, state in last.aliases.items():
@@ -189,9 +190,9 @@ def repair_model(storage, mkey: str) -> list[str]:
                                   json.dumps({"version": version, "digest": digest}).encode())
     for version, (ev, h) in anchors_of(events).items():
         key = layout.anchor_key(mkey, version)
-        anchor = audit.AnchorPointer(version=version, digest=ev.digest, seq=ev.seq, event_sha256=h)
+        anchor = AnchorPointer(version=version, digest=ev.digest, seq=ev.seq, event_sha256=h)
         try:
-            same = audit.AnchorPointer.model_validate_json(storage.read_bytes(key)) == anchor
+            same = AnchorPointer.model_validate_json(storage.read_bytes(key), strict=True) == anchor
         except (NotFoundError, ValueError, IntegrityError):
             same = False
         if not same:

@@ -22,7 +22,7 @@ from .errors import ConflictError, IntegrityError, InvalidInputError, NotFoundEr
 from .events import EVENT_PAYLOAD_TYPE, Event, EventRef, now_utc_iso, signed_payload
 from .hashing import sha256_hex
 from .policy import LoadedPolicy, Policy, Rule, Signer
-from .trustinfo import TrustInfo  # noqa: F401  (part of this module's API)
+from .results import TrustInfo  # noqa: F401  (part of this module's API)
 
 MAX_SIGNATURE_BYTES = 4 << 20
 MAX_SIGNATURES = 64

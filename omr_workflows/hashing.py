@@ -143,5 +143,4 @@ def hash_bytes(data: bytes, chunk_size: int = CHUNK_SIZE) -> FileHashes:
     return hasher.result()
 
 
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+from .canonical import sha256_hex  # noqa: E402  (its owner; re-exported for callers of this module)

@@ -24,9 +24,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .constants import CHUNK_SIZE, MANIFEST_NAME, META_NAME, SHA256SUMS_NAME
-from .errors import IntegrityError, InvalidInputError, validation_detail
-from .hashing import sha256_hex
-from .names import check_relpath
+from .errors import IntegrityError, InvalidInputError
+from .canonical import canonical_json, content_digest_of, sha256_hex
+from .fastread import ManifestDoc
+from .names import check_data_dir, check_manifest_path, check_relpath, name_schema
 
 SCHEMA_ID = "omr-manifest/1"
 HEX64 = r"^[0-9a-f]{64}$"
@@ -36,8 +37,8 @@ HEX32 = r"^[0-9a-f]{32}$"
 class FileEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    path: str = Field(description="relative POSIX path inside the version")
-    size: int = Field(ge=0)
+    path: str = Field(description="relative POSIX path inside the version", json_schema_extra=name_schema("omr-manifest-path"))
+    size: int = Field(ge=0, lt=2**63)
     sha256: str = Field(pattern=HEX64)
     xxh3: str = Field(pattern=HEX32, description="xxh3-128 of the whole file")
     chunks: list[str] = Field(default_factory=list, description="xxh3-128 per chunk_size bytes; empty if one chunk")
@@ -45,16 +46,14 @@ class FileEntry(BaseModel):
     @field_validator("path")
     @classmethod
     def _safe(cls, v: str) -> str:
-        check_relpath(v, "manifest path")
-        if v in (MANIFEST_NAME,):
-            raise ValueError(f"manifest must not list itself ({v})")
+        check_manifest_path(v)
         return v
 
 
 class Content(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    chunk_size: int = Field(default=CHUNK_SIZE, gt=0)
+    chunk_size: int = Field(default=CHUNK_SIZE, gt=0, lt=2**63)
     files: list[FileEntry]
 
 
@@ -72,6 +71,7 @@ class Manifest(BaseModel):
         default="",
         description="where the files live relative to the version folder: '' on local "
         "filesystems, '.omr-data/<token>' on object stores (the upload area that won)",
+        json_schema_extra=name_schema("omr-data-dir"),
     )
     content: Content
     sidecars: list[FileEntry] = Field(default_factory=list)
@@ -79,21 +79,11 @@ class Manifest(BaseModel):
     @field_validator("data_dir")
     @classmethod
     def _safe_dir(cls, v: str) -> str:
-        if v:
-            check_relpath(v, "manifest data_dir")
-            # Only the object-store upload area of one attempt: `.omr-data/<token>` (layout.TOKEN_RE).
-            if not re.fullmatch(r"\.omr-data/omr1-[0-9]{10}-[0-9a-f]{12}", v):
-                raise ValueError(f"data_dir {v!r} is not an omrw upload area (.omr-data/<token>)")
+        check_data_dir(v)
         return v
 
-    def all_files(self) -> list[FileEntry]:
-        return list(self.content.files) + list(self.sidecars)
-
-    def entry(self, path: str) -> FileEntry | None:
-        for e in self.all_files():
-            if e.path == path:
-                return e
-        return None
+    all_files = ManifestDoc.all_files
+    entry = ManifestDoc.entry
 
     @property
     def digest(self) -> str:
@@ -103,23 +93,15 @@ class Manifest(BaseModel):
         return (self.model_dump_json(by_alias=True, indent=1) + "\n").encode()
 
 
-def canonical_json(obj) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
 def content_digest(content: Content) -> str:
-    return "sha256:" + sha256_hex(canonical_json(content.model_dump(mode="json")))
+    return content_digest_of(content.model_dump(mode="json"))
 
 
-def parse_manifest(data: bytes, where: str = MANIFEST_NAME) -> Manifest:
-    """Parse manifest bytes; damage is an integrity failure naming the file."""
-    try:
-        return Manifest.model_validate_json(data)
-    except Exception as e:
-        detail = validation_detail(e)
-        if "unsafe" in str(e):
-            raise InvalidInputError(f"{where}: unsafe path in manifest: {detail}") from None
-        raise IntegrityError(f"{where}: manifest is damaged or invalid ({detail})", obj=where) from None
+def parse_manifest(data: bytes, where: str = MANIFEST_NAME) -> ManifestDoc:
+    """Parse manifest bytes (`fastread.read_manifest` owns it; kept here for callers)."""
+    from .fastread import read_manifest
+
+    return read_manifest(data, where)
 
 
 # GNU coreutils' sha256sum format (digest.c): `<64 hex> <' '|'*'><name>`, or

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from .constants import MANIFEST_NAME, TOKEN_PATTERN
 from .errors import InvalidInputError
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -51,14 +52,40 @@ def check_relpath(value: str, what: str = "path") -> str:
     return value
 
 
+DATA_DIR_RE = re.compile(r"\.omr-data/" + TOKEN_PATTERN)
+
+
+def check_manifest_path(value: str) -> str:
+    """A path a manifest may list: a safe relative path, never the manifest itself."""
+    check_relpath(value, "manifest path")
+    if value == MANIFEST_NAME:
+        raise ValueError(f"manifest must not list itself ({value})")
+    return value
+
+
+def check_data_dir(value: str) -> str:
+    """`data_dir` of a manifest: '' or the object-store upload area of one attempt."""
+    if value:
+        check_relpath(value, "manifest data_dir")
+        if not DATA_DIR_RE.fullmatch(value):
+            raise ValueError(f"data_dir {value!r} is not an omrw upload area (.omr-data/<token>)")
+    return value
+
+
 def _pydantic_name(value: str) -> str:
     return check_name(value, "name")
+
+
+def name_schema(fmt: str = "omr-name") -> dict:
+    """What the JSON Schema says of a checked string: `format` names the check, so
+    `fastread` runs the same function the model's validator runs."""
+    return {"format": fmt}
 
 
 def name_type():
     """`Annotated[str, ...]` that applies the name rule inside pydantic models read from files."""
     from typing import Annotated
 
-    from pydantic import AfterValidator
+    from pydantic import AfterValidator, Field
 
-    return Annotated[str, AfterValidator(_pydantic_name)]
+    return Annotated[str, AfterValidator(_pydantic_name), Field(json_schema_extra=name_schema())]

@@ -12,22 +12,23 @@ from __future__ import annotations
 
 import json
 import os
-from .events import STATE_FIELDS
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field
-
-from . import audit, layout, transitions
-from .constants import MANIFEST_NAME, SHA256SUMS_NAME, default_actor, default_demote_to, default_registry, trust_legacy
+from . import audit, fastread, layout
+from .canonical import sha256_hex
+from .constants import (MANIFEST_NAME, SHA256SUMS_NAME, STAGE_ONLY, STATE_FIELDS, default_actor, default_demote_to,
+                        default_registry, now_utc_iso, trust_legacy)
 from .errors import DigestMismatchError, IntegrityError, InvalidInputError, NotFoundError, OmrError
-from .events import STAGE_ONLY, AliasPointer, AliasState, Event, now_utc_iso
-from .hashing import sha256_hex
-from .manifest import parse_manifest, parse_sha256sums
 from .names import check_name
 from .refs import Ref, parse_ref
 from .storage import Storage, open_storage
 from .versions import Anchor, Version
+
+if TYPE_CHECKING:  # the read path builds no pydantic model (docs/DESIGN.md, "Start-up")
+    from .events import AliasPointer, AliasState, Event
+    from .register import RegisterResult
+    from .results import ResolveResult
 
 VerifyMode = Literal["none", "fast", "strict"]
 # Kept as names of this module: callers and tests import them from here.
@@ -35,35 +36,17 @@ model_key = layout.model_key
 version_key = layout.version_key
 
 
-class ResolveResult(BaseModel):
-    """What `omrw resolve --json` prints (DESIGN 6)."""
+def __getattr__(name: str):
+    """`ResolveResult` and `RegisterResult` stay importable from here, loaded when first asked for."""
+    if name == "ResolveResult":
+        from .results import ResolveResult
 
-    ref: str
-    task: str
-    model: str
-    version: str
-    selector: str
-    selector_kind: Literal["alias", "version", "digest"]
-    digest: str
-    uri: str = Field(description="omr://TASK/MODEL@VERSION, the immutable form of the reference")
-    path: str = Field(description="local folder of the version (cached copy for remote registries)")
-    file: str | None = None
-    file_path: str | None = None
-    registry: str
-    verified: Literal["none", "fast", "strict"] = "none"
-    legacy: bool = Field(default=False, description="written by omnibioai-model-registry (no omr manifest)")
-    anchored: bool = Field(default=True, description="an intact audit chain holds the event that registered it")
-    anchor_seq: int | None = Field(default=None, description="the register/adopt event of the version")
-    alias_updated_at: str | None = None
-    alias_event_seq: int | None = None
-    trust: "TrustInfo | None" = Field(default=None, description="how a trusted policy vouched for it (with a trust root)")
-    deprecated: str | None = Field(default=None, description="why, when and by whom the version was deprecated")
+        return ResolveResult
+    if name == "RegisterResult":
+        from .register import RegisterResult
 
-
-from .trustinfo import TrustInfo  # noqa: E402
-from .register import RegisterResult  # noqa: E402  (re-exported: part of this module's API)
-
-ResolveResult.model_rebuild()
+        return RegisterResult
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Registry:
@@ -129,7 +112,7 @@ class Registry:
                 raise NotFoundError(f"{ref}: registered by audit event {anchor.seq} but missing from storage "
                                     f"(deleted); run `omrw audit {task}/{model}`", obj=ref) from None
         where = f"{ref}/{MANIFEST_NAME}"
-        manifest = parse_manifest(raw, where)
+        manifest = fastread.read_manifest(raw, where)
         if (manifest.task, manifest.model, manifest.version) != (task, model, version):
             raise IntegrityError(f"{where}: names {manifest.task}/{manifest.model}@{manifest.version}, "
                                  f"not this version (copied or edited)", obj=where)
@@ -152,6 +135,8 @@ class Registry:
         except NotFoundError:
             raise IntegrityError(f"{ref}: has neither {MANIFEST_NAME} nor {SHA256SUMS_NAME} (not a version)",
                                  obj=ref) from None
+        from .manifest import parse_sha256sums
+
         sums = parse_sha256sums(sums_raw.decode("utf-8", "replace"), f"{ref}/{SHA256SUMS_NAME}")
         digest = "sha256:" + sha256_hex(sums_raw)
         if anchor is not None and anchor.digest != digest:
@@ -208,6 +193,16 @@ class Registry:
     # ------------------------------------------------------------------ resolve
     def resolve(self, ref: str | Ref, verify: VerifyMode = "none", materialize: bool = True) -> ResolveResult:
         """Resolve a reference to an immutable version the log vouches for; optionally verify it.
+
+        The `ResolveResult` of `resolve_fields` (which see).
+        """
+        from .results import ResolveResult
+
+        return ResolveResult.model_validate(self.resolve_fields(ref, verify, materialize))
+
+    def resolve_fields(self, ref: str | Ref, verify: VerifyMode = "none", materialize: bool = True) -> dict:
+        """`resolve`, as the plain dict `omrw resolve --json` prints: the CLI's start-up path builds
+        no pydantic model (a test keeps it equal to `ResolveResult`).
 
         Aliases resolve to what the log's tail says; pointer files are only a cache (and the
         omnibioai-compatible view). Reads the head, the tail event, the manifest and the
@@ -273,14 +268,15 @@ class Registry:
             from .cache import materialize as cache_materialize
 
             path = _cache_path(cache_materialize(self.storage, v, verify))
-        return ResolveResult(
+        return dict(
             ref=str(r), task=r.task, model=r.model, version=version, selector=r.selector,
             selector_kind=kind, digest=v.digest, uri=v.uri,
             path=str(path) if path else f"{self.url}/{v.key}", file=r.file,
             file_path=str(Path(path) / r.file) if (path and r.file) else None,
             registry=self.url, verified=verify, legacy=v.legacy, anchored=v.anchored,
             anchor_seq=v.anchor.seq if v.anchor else None,
-            alias_updated_at=alias_ts, alias_event_seq=alias_seq, trust=trust_info,
+            alias_updated_at=alias_ts, alias_event_seq=alias_seq,
+            trust=trust_info.model_dump(mode="json") if trust_info is not None else None,
             deprecated=gone.describe(f"{r.model_key}@{version}") if gone is not None else None,
         )
 
@@ -289,7 +285,9 @@ class Registry:
         try:
             raw = self.storage.read_bytes(key)
         except NotFoundError:
-            for version, (ev, _h) in transitions.anchors_of(self.log(r.task, r.model)[0]).items():
+            from .transitions import anchors_of
+
+            for version, (ev, _h) in anchors_of(self.log(r.task, r.model)[0]).items():
                 if ev.digest == r.selector:
                     return version
             raise NotFoundError(f"no version of {r.model_key} has digest {r.selector}", obj=str(r)) from None
@@ -311,7 +309,7 @@ class Registry:
 
     def _pointer(self, mkey: str, alias: str) -> AliasPointer | None:
         try:
-            return AliasPointer.model_validate_json(self.storage.read_bytes(layout.alias_key(mkey, alias)))
+            return fastread.read("alias", self.storage.read_bytes(layout.alias_key(mkey, alias)))
         except (NotFoundError, ValueError, IntegrityError):
             return None
 
@@ -322,7 +320,7 @@ class Registry:
         except NotFoundError:
             return None
         try:
-            return AliasPointer.model_validate_json(data)
+            return fastread.read("alias", data)
         except ValueError:
             raise IntegrityError(f"alias {r.model_key}@{r.selector} is damaged; run `omrw audit {r.model_key}`",
                                  obj=f"{r.model_key}@{r.selector}") from None
@@ -373,6 +371,8 @@ class Registry:
                                                       reason=reason, rollback=rollback, demote_to=demote_to)
             governance.check_write(self, lp, r.task, r.model, "promote")
 
+        from . import transitions
+
         def build(last):
             return transitions.promote_fields(last, task=r.task, model=r.model, version=version, digest=digest, to=to,
                                         rollback=rollback, demote_to=demote_to, actor=actor, reason=reason,
@@ -392,7 +392,9 @@ class Registry:
     def versions(self, task: str, model: str) -> list[str]:
         """Versions the log vouches for that are on storage, plus unanchored omnibioai (legacy) ones."""
         events, _tail = self.log(task, model)
-        anchored = set(transitions.anchors_of(events))
+        from .transitions import anchors_of
+
+        anchored = set(anchors_of(events))
         out = []
         for name in _names(self.storage, layout.versions_key(task, model)):
             vkey = layout.version_key(task, model, name)

@@ -17,6 +17,7 @@ FORMATS = {
     "alias": "omr_workflows.events:AliasPointer",
     "audit_event": "omr_workflows.events:Event",
     "audit_head": "omr_workflows.events:Head",
+    "audit_anchor": "omr_workflows.events:AnchorPointer",
     "resolve_result": "omr_workflows.registry:ResolveResult",
     "register_result": "omr_workflows.registry:RegisterResult",
     "provenance": "omr_workflows.capture:Provenance",

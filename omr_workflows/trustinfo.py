@@ -1,15 +1,14 @@
-"""How a trusted policy vouched for a resolved version (the `trust` of `resolve --json`).
+"""Which trust root applies (`trust_file`), found without importing anything heavy.
 
-Its own small module so that `registry.py` can name it in `ResolveResult` without importing
-the governance machinery (policy, signing, hooks) on the resolve path of registries that use none.
+`TrustInfo`, how a trusted policy vouched for a resolved version, lives with `ResolveResult`
+in `results.py`; the governance machinery (policy, signing, hooks) is never imported on the
+resolve path of registries that use none.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-
-from pydantic import BaseModel, Field
 
 ENV_TRUST = "OMR_TRUST"
 TRUST_FILE_NAME = "omr-trust.json"
@@ -27,17 +26,3 @@ def trust_file(explicit: str | None = None, start: str | os.PathLike | None = No
         return str(local)
     config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "omr" / "trust.json"
     return str(config) if config.is_file() else None
-
-
-class TrustInfo(BaseModel):
-    """What `resolve --json` and run records carry when a trust root is configured."""
-
-    policy_digest: str
-    policy_serial: int
-    policy_signed_by: str | None = None
-    registered_by: str | None = Field(default=None, description="signer of the event that registered the version")
-    signed_by: list[str] = Field(default_factory=list, description="signers of valid model signatures")
-    requested_by: str | None = None
-    approved_by: list[str] = Field(default_factory=list)
-    alias_event_seq: int | None = None
-    protected: bool = False

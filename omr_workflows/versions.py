@@ -7,13 +7,13 @@ their bytes live", "what digest" and "which event anchors it" have one answer ea
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NamedTuple
 
-from .manifest import FileEntry, Manifest
+if TYPE_CHECKING:  # a `fastread.ManifestDoc` when read (same fields and helpers as the model)
+    from .manifest import FileEntry, Manifest
 
 
-@dataclass(frozen=True)
-class Anchor:
+class Anchor(NamedTuple):
     """The log event that makes a version exist (register, adopt or import)."""
 
     seq: int
@@ -24,8 +24,9 @@ class Anchor:
     manifest_sha256: str | None = None
 
 
-@dataclass(frozen=True)
-class Version:
+class Version(NamedTuple):
+    """(NamedTuples, not dataclasses: `dataclasses` costs ~6 ms of resolve's start-up.)"""
+
     task: str
     model: str
     version: str
@@ -34,7 +35,7 @@ class Version:
     digest: str                      # package digest (legacy: sha256 of sha256sums.txt)
     manifest: Manifest | None = None # None for versions written by omnibioai-model-registry
     manifest_sha256: str | None = None
-    legacy_sums: dict[str, str] | None = field(default=None, repr=False)
+    legacy_sums: dict[str, str] | None = None
     anchor: Anchor | None = None
 
     @property

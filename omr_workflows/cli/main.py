@@ -35,10 +35,50 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _Sink:
+    """Takes every argparse call for a command that was not asked for, and does nothing."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: self
+
+
+class _OnlyCommand:
+    """The subparsers action, building only the parser of `wanted`: the other ~35 commands'
+    parsers cost ~10 ms, a sixth of a resolve (docs/DESIGN.md, "Start-up")."""
+
+    def __init__(self, sub, wanted: str):
+        self.sub, self.wanted, self.found = sub, wanted, False
+
+    def add_parser(self, name, **kwargs):
+        if name != self.wanted:
+            return _Sink()
+        self.found = True
+        return self.sub.add_parser(name, **kwargs)
+
+
+def _command_word(argv: list[str], parent: argparse.ArgumentParser) -> str | None:
+    """The first word of argv that is not an option or an option's value (the command, if valid)."""
+    takes_value = {s for a in parent._actions if a.nargs != 0 for s in a.option_strings}
+    skip = False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word == "--":
+            return None
+        elif word.startswith("-"):
+            skip = word in takes_value
+        else:
+            return word
+    return None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The `omrw` parser; given argv, only the part that parses its command (all of it for help,
+    for no command or for one that does not exist, so argparse words the error as usual)."""
     import importlib
 
     parent = common.common_parent()
+    wanted = _command_word(argv, parent) if argv is not None else None
     parser = argparse.ArgumentParser(
         prog="omrw", parents=[parent],
         description="Register, resolve, promote, verify and pin models in an immutable, audited registry.",
@@ -46,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action=_VersionAction, nargs=0, help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    target = _OnlyCommand(sub, wanted) if wanted else sub
     for name in COMMAND_MODULES:
         try:
             module = importlib.import_module(f"{__package__}.{name}")
@@ -53,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
             if e.name == f"{__package__}.{name}":
                 continue
             raise
-        module.add_parsers(sub, parent)
+        module.add_parsers(target, parent)
+    if wanted and not target.found:
+        return build_parser()
     return parser
 
 
@@ -69,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     from ..constants import ENV_OFFLINE, debug_enabled
     from ..errors import OmrError
 
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False) or debug_enabled()
     if getattr(args, "offline", False):

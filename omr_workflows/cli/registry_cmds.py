@@ -140,17 +140,17 @@ def cmd_resolve(args) -> int:
 
         reg = registry(args, read_lock(args.lock).trust)
         mode = _policy_verify(args, reg, mode)
-        res = resolve_locked(reg, args.ref, args.lock, verify=mode)
+        res = resolve_locked(reg, args.ref, args.lock, verify=mode).model_dump(mode="json")
     else:
         reg = registry(args)
         mode = _policy_verify(args, reg, mode)
-        res = reg.resolve(args.ref, verify=mode)
-    if res.deprecated:
+        res = reg.resolve_fields(args.ref, verify=mode)  # a plain dict: no pydantic model on this path
+    if res["deprecated"]:
         import sys
 
-        sys.stderr.write(safe_text(f"omrw: warning: {res.deprecated}") + "\n")
+        sys.stderr.write(safe_text(f"omrw: warning: {res['deprecated']}") + "\n")
     record_provenance(args, "resolve", res, mode)
-    emit(args, res, res.file_path or res.path)
+    emit(args, res, res["file_path"] or res["path"])
     return 0
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -61,6 +60,8 @@ def lease_ttl() -> float:
 
 def lease_bytes(token: str, version: str, ttl: float, heartbeat: float | None = None) -> bytes:
     """The JSON body of a lease: who holds the attempt and when it last proved alive."""
+    import socket  # writers only
+
     body = {"token": token, "version": version, "host": socket.gethostname(), "pid": os.getpid(),
             "heartbeat": time.time() if heartbeat is None else heartbeat, "ttl": ttl}
     return (json.dumps(body, sort_keys=True) + "\n").encode()
