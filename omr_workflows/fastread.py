@@ -273,32 +273,37 @@ def reader(fmt: str) -> Validator:
     return check
 
 
-def _no_constant(name: str):
-    raise FormatError(f"{name} is not JSON")
+_SURROGATE_ESCAPE = re.compile(r"(\\+)u[dD]([89abAB]|[c-fC-F])[0-9a-fA-F]{2}")
 
 
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abAB]")
-_LONE = re.compile("[\ud800-\udfff]")
-
-
-def _has_lone_surrogate(obj) -> bool:
-    if type(obj) is str:
-        return bool(_LONE.search(obj))
-    if type(obj) is dict:
-        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in obj.items())
-    if type(obj) is list:
-        return any(_has_lone_surrogate(v) for v in obj)
-    return False
+def _lone_surrogate_escape(text: str) -> bool:
+    """A `\\uD800`-`\\uDFFF` escape that is not half of a pair, which pydantic's parser refuses
+    anywhere in the text (even under a key a later duplicate overrides)."""
+    pending_high_end = -1
+    for m in _SURROGATE_ESCAPE.finditer(text):
+        if len(m.group(1)) % 2 == 0:
+            continue  # an escaped backslash followed by "u...": plain text
+        high = m.group(2) in "89abAB"
+        if pending_high_end >= 0:
+            if high or m.start() != pending_high_end:
+                return True
+            pending_high_end = -1
+        elif high:
+            pending_high_end = m.end()
+        else:
+            return True
+    return pending_high_end >= 0
 
 
 def load(data: bytes | str) -> Any:
-    """JSON as pydantic's parser reads it: UTF-8 only, no NaN/Infinity, no lone surrogates."""
+    """JSON as pydantic's parser reads it: UTF-8 only, no lone surrogates (NaN parses, and then
+    fails every field's type, as there)."""
     try:
         text = data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data
-        obj = json.loads(text, parse_constant=_no_constant)
+        obj = json.loads(text)
     except (ValueError, RecursionError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise FormatError(f"not valid JSON ({type(e).__name__})") from None
-    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(obj):
+    if "\\u" in text and _lone_surrogate_escape(text):
         raise FormatError("not valid JSON (a lone surrogate escape)")
     return obj
 

@@ -21,6 +21,17 @@ ISOLATED_VARS = ("OMR_REGISTRY", "OMNIBIOAI_MODEL_REGISTRY_ROOT", "OMR_CACHE", "
                  "OMR_KEY_PASSPHRASE")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _fast_readers_agree_on_every_file_written(tmp_path_factory):
+    """After the session: every head, event, anchor, alias pointer and manifest any test wrote
+    (hostile ones included) gets the same verdict from `fastread` and from its pydantic model."""
+    yield
+    from tests.formats_agree import check_tree
+
+    checked, problems = check_tree(tmp_path_factory.getbasetemp())
+    assert not problems, f"{len(problems)} of {checked} files read differently:\n" + "\n".join(problems[:10])
+
+
 @pytest.fixture(autouse=True)
 def _isolate(tmp_path_factory, monkeypatch):
     """Every test gets its own HOME, XDG dirs and cache, and no registry variables."""
