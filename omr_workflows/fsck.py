@@ -23,21 +23,35 @@ from .names import check_name
 from .transitions import anchors_of
 
 # ---------------------------------------------------------------------- one model's chain
-def check_chain(storage, mkey: str) -> list[str]:
+def read_log(storage, mkey: str) -> dict[int, tuple | OmrError]:
+    """Every event file of one model, read once: seq -> (event, bytes), or the error reading it
+    gave. Audit checks the chain, the derived files and the signatures from this one reading
+    (a 10,000-event model is read once, not five times)."""
+    out: dict[int, tuple | OmrError] = {}
+    for seq in audit._seqs(storage, mkey):
+        try:
+            out[seq] = audit.read_event(storage, mkey, seq)
+        except (IntegrityError, NotFoundError) as e:
+            out[seq] = e
+    return out
+
+
+def check_chain(storage, mkey: str, log: dict[int, tuple | OmrError] | None = None) -> list[str]:
     """Every problem in the chain of one model, each naming the event; [] when intact."""
     problems: list[str] = []
-    seqs = audit._seqs(storage, mkey)
+    log = read_log(storage, mkey) if log is None else log
+    seqs = sorted(log)
     prev_hash, expected = "", 1
     for seq in seqs:
         if seq != expected:
             for missing in range(expected, seq):
                 problems.append(f"{mkey}: audit event {missing} is missing")
-        try:
-            ev, data = audit.read_event(storage, mkey, seq)
-        except (IntegrityError, NotFoundError) as e:
-            problems.append(str(e))
+        got = log[seq]
+        if isinstance(got, OmrError):
+            problems.append(str(got))
             prev_hash, expected = "?", seq + 1
             continue
+        ev, data = got
         if prev_hash != "?" and ev.prev != prev_hash:
             problems.append(f"{mkey}: audit event {seq} does not chain on event {seq - 1} "
                             f"(event {seq - 1} was edited, removed or reordered)")
@@ -53,12 +67,9 @@ def check_chain(storage, mkey: str) -> list[str]:
         if head.seq not in seqs:
             problems.append(f"{mkey}: audit event {head.seq} (the head) is missing")
         else:
-            try:
-                _ev, data = audit.read_event(storage, mkey, head.seq)
-                if sha256_hex(data) != head.sha256:
-                    problems.append(f"{mkey}: audit event {head.seq} was edited (head.json records another hash)")
-            except OmrError:
-                pass
+            got = log[head.seq]
+            if not isinstance(got, OmrError) and sha256_hex(got[1]) != head.sha256:
+                problems.append(f"{mkey}: audit event {head.seq} was edited (head.json records another hash)")
         if seqs and head.seq < seqs[-1] - 64:
             problems.append(f"{mkey}: audit head is {seqs[-1] - head.seq} events behind the log")
     return problems
@@ -249,8 +260,8 @@ def _selection(reg, task: str | None, model: str | None, problems: list[str]) ->
     return out
 
 
-def model_problems(reg, task: str, model: str) -> tuple[list[str], list[str]]:
-    """(problems, notes) of one model."""
+def model_problems(reg, task: str, model: str, log: dict | None = None) -> tuple[list[str], list[str]]:
+    """(problems, notes) of one model (`log`: `read_log`'s reading of its events)."""
     storage = reg.storage
     mkey = layout.model_key(task, model)
     problems: list[str] = []
@@ -269,12 +280,13 @@ def model_problems(reg, task: str, model: str) -> tuple[list[str], list[str]]:
             problems.append(f"{key}: not an audit event name (planted by hand?)")
         elif _kind(storage, key) != "file":
             problems.append(f"{key}: is not a regular file (planted?)")
-    chain = check_chain(storage, mkey)
+    log = read_log(storage, mkey) if log is None else log
+    chain = check_chain(storage, mkey, log)
     problems += chain
-    try:
-        events = audit.load_events(storage, mkey)
-    except OmrError:
-        events = []
+    if any(isinstance(got, OmrError) for got in log.values()):
+        events = []  # as `audit.load_events` gives up on a damaged event
+    else:
+        events = [(ev, sha256_hex(data)) for _seq, (ev, data) in sorted(log.items())]
     if not chain:
         problems += derived_problems(storage, mkey, events)
         if any(ev.kind == "import" for ev, _h in events):
@@ -283,13 +295,15 @@ def model_problems(reg, task: str, model: str) -> tuple[list[str], list[str]]:
             problems += origin_problems(storage, mkey, events, f"{task}/{model}")
     anchors = anchors_of(events)
     tail_seq = events[-1][0].seq if events else 0
+    successors = {ev.seq: ev.prev for ev, _h in events}
     on_storage = set()
     for name in _check_names(storage, layout.versions_key(task, model), "version", problems):
         vkey = layout.version_key(task, model, name)
         on_storage.add(name)
         ref = f"{task}/{model}@{name}"
         try:
-            v = reg.version(task, model, name, require_anchor=False, tail_seq=tail_seq, anchors=anchors)
+            v = reg.version(task, model, name, require_anchor=False, tail_seq=tail_seq, anchors=anchors,
+                            successors=successors)
         except NotFoundError:
             on_storage.discard(name)
             if not storage.is_local:
@@ -327,10 +341,11 @@ def audit_registry(reg, task: str | None = None, model: str | None = None) -> di
     signatures: dict[str, dict] = {}
     for t, m in _selection(reg, task, model, problems):
         checked.append(f"{t}/{m}")
-        p, n = model_problems(reg, t, m)
+        log = read_log(reg.storage, layout.model_key(t, m))
+        p, n = model_problems(reg, t, m, log)
         problems += p
         notes += n
-        report, sig_problems = audit_model(reg, t, m)
+        report, sig_problems = audit_model(reg, t, m, log)
         signatures[f"{t}/{m}"] = report
         problems += sig_problems
     return {"ok": not problems, "models": checked, "problems": problems, "notes": notes, "signatures": signatures}

@@ -470,7 +470,7 @@ def signature_report(lp: LoadedPolicy | None, events: list[tuple[Event, bytes]],
     return report
 
 
-def audit_model(reg, task: str, model: str) -> tuple[dict, list[str]]:
+def audit_model(reg, task: str, model: str, log: dict | None = None) -> tuple[dict, list[str]]:
     """(signature report, problems) of one model for `omrw audit`: every event's signature, by
     outcome, and every model signature of its versions. A bad signature is always a problem;
     unsigned events and unknown keys are problems only under a trusted policy that requires
@@ -482,16 +482,14 @@ def audit_model(reg, task: str, model: str) -> tuple[dict, list[str]]:
         lp = reg.loaded_policy()
     except IntegrityError as exc:
         return {"policy": "refused"}, [str(exc)]
-    raw: list[tuple[Event, bytes]] = []
-    try:
-        events = audit.load_events(reg.storage, mkey)
-    except OmrError:
-        events = []  # a broken chain: `fsck.model_problems` names it; there is nothing to attribute
-    for ev, _h in events:
-        try:
-            raw.append(audit.read_event(reg.storage, mkey, ev.seq))
-        except OmrError:
-            continue
+    if log is None:
+        from .fsck import read_log
+
+        log = read_log(reg.storage, mkey)
+    if any(isinstance(got, OmrError) for got in log.values()):
+        raw: list[tuple[Event, bytes]] = []  # a broken chain: `fsck.model_problems` names it; nothing to attribute
+    else:
+        raw = [got for _seq, got in sorted(log.items())]
     report = signature_report(lp, raw, ref)
     for seq in report["bad_signature"]:
         problems.append(f"{ref}: audit event {seq}: its signature does not match its bytes (changed after it was "

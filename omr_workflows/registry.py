@@ -85,13 +85,15 @@ class Registry:
 
     # ------------------------------------------------------------------ the Version view
     def version(self, task: str, model: str, version: str, *, require_anchor: bool = True,
-                tail_seq: int | None = None, anchors: dict | None = None) -> Version:
+                tail_seq: int | None = None, anchors: dict | None = None,
+                successors: dict[int, str] | None = None) -> Version:
         """The published version as the log vouches for it.
 
         Raises NotFoundError (nothing there), IntegrityError (damaged manifest, a manifest
         that names another version, bytes the log does not know of when `require_anchor`,
         a digest other than the anchored one). `anchors`/`tail_seq` let a caller that has
-        read the log once (verify, list) skip reading it per version.
+        read the log once (verify, list) skip reading it per version; `successors` (seq -> the
+        `prev` that event records) also spares the read of the anchor's successor.
         """
         mkey, vkey = layout.model_key(task, model), layout.version_key(task, model, version)
         ref = f"{task}/{model}@{version}"
@@ -102,7 +104,7 @@ class Registry:
             raw = self.storage.read_bytes(layout.manifest_key(vkey))
         except NotFoundError:
             raw = None
-        anchor = self._anchor(mkey, version, tail_seq, anchors)
+        anchor = self._anchor(mkey, version, tail_seq, anchors, successors)
         if raw is None:
             try:
                 return self._legacy_version(task, model, version, vkey, anchor)
@@ -145,7 +147,8 @@ class Registry:
         return Version(task=task, model=model, version=version, key=vkey, data_key=vkey, digest=digest,
                        legacy_sums=sums, anchor=anchor)
 
-    def _anchor(self, mkey: str, version: str, tail_seq: int, anchors: dict | None) -> Anchor | None:
+    def _anchor(self, mkey: str, version: str, tail_seq: int, anchors: dict | None,
+                successors: dict[int, str] | None = None) -> Anchor | None:
         if anchors is not None:
             found = anchors.get(version)
         else:
@@ -158,11 +161,14 @@ class Registry:
         if ev.seq < tail_seq:
             # One read guards the anchor against an edit: its successor records its sha256 (the tail
             # itself is guarded by head.json). Forging past it means rewriting the chain to the tail.
-            try:
-                successor, _ = audit.read_event(self.storage, mkey, ev.seq + 1)
-            except NotFoundError:
-                successor = None
-            if successor is None or successor.prev != sha:
+            if successors is not None:
+                recorded = successors.get(ev.seq + 1)
+            else:
+                try:
+                    recorded = audit.read_event(self.storage, mkey, ev.seq + 1)[0].prev
+                except NotFoundError:
+                    recorded = None
+            if recorded != sha:
                 raise IntegrityError(f"{mkey}: audit event {ev.seq}, which registered {version}, does not match the "
                                      f"sha256 event {ev.seq + 1} records for it (edited); run `omrw audit`",
                                      obj=layout.event_key(mkey, ev.seq))
