@@ -329,6 +329,13 @@ def find_anchor(storage, mkey: str, version: str) -> tuple[Event, str] | None:
         if (ev is not None and ev.kind in ANCHOR_KINDS and ev.version == version and ev.digest == pointer.digest
                 and sha256_hex(data) == pointer.event_sha256):
             return ev, pointer.event_sha256
-    from .transitions import anchors_of
-
     return anchors_of(load_events(storage, mkey)).get(version)
+
+
+def anchors_of(events: list[tuple[Event, str]]) -> dict[str, tuple[Event, str]]:
+    """version -> (its anchoring event, that event's sha256); the first anchor of a version counts."""
+    out: dict[str, tuple[Event, str]] = {}
+    for ev, h in events:
+        if ev.kind in ANCHOR_KINDS and ev.version not in out:
+            out[ev.version] = (ev, h)
+    return out

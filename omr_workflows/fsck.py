@@ -12,15 +12,17 @@ chain.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from . import audit, layout
-from .governance import audit_model
 from .constants import MANIFEST_NAME
-from .events import AliasPointer, AnchorPointer, Event
 from .hashing import sha256_hex
 from .errors import IntegrityError, InvalidInputError, NotFoundError, OmrError
 from .names import check_name
-from .transitions import anchors_of
+from .audit import anchors_of
+
+if TYPE_CHECKING:
+    from .events import Event
 
 # ---------------------------------------------------------------------- one model's chain
 def read_log(storage, mkey: str) -> dict[int, tuple | OmrError]:
@@ -77,6 +79,8 @@ def check_chain(storage, mkey: str, log: dict[int, tuple | OmrError] | None = No
 
 def derived_problems(storage, mkey: str, events: list[tuple[Event, str]]) -> list[str]:
     """Alias pointers and anchors that disagree with an (intact) log: what `repair` rewrites."""
+    from .events import AliasPointer, AnchorPointer  # the models: audit re-validates pointers with them
+
     problems: list[str] = []
     last = events[-1][0] if events else None
     by_seq = {ev.seq: (ev, h) for ev, h in events}
@@ -117,6 +121,8 @@ def derived_problems(storage, mkey: str, events: list[tuple[Event, str]]) -> lis
 
 def _legacy_alias(storage, mkey: str, name: str) -> bool:
     """A pointer only omnibioai-model-registry knows of, naming one of its own (manifest-less) versions."""
+    from .events import AliasPointer
+
     try:
         pointer = AliasPointer.model_validate_json(storage.read_bytes(f"{layout.aliases_key(mkey)}/{name}"), strict=True)
         vkey = f"{mkey}/versions/{check_name(pointer.version, 'version')}"
@@ -161,6 +167,8 @@ def repair_model(storage, mkey: str) -> list[str]:
     Refuses (IntegrityError) when the chain itself is broken: a broken chain is evidence,
     and rewriting derived files from it would launder it. Returns the keys it rewrote.
     """
+    from .events import AnchorPointer
+
     broken = [p for p in check_chain(storage, mkey) if "head.json is missing" not in p and "behind the log" not in p]
     if broken:
         raise IntegrityError(f"{mkey}: the audit chain is broken, nothing repaired: {broken[0]}", obj=mkey)
@@ -345,6 +353,8 @@ def audit_registry(reg, task: str | None = None, model: str | None = None) -> di
         p, n = model_problems(reg, t, m, log)
         problems += p
         notes += n
+        from .governance import audit_model
+
         report, sig_problems = audit_model(reg, t, m, log)
         signatures[f"{t}/{m}"] = report
         problems += sig_problems

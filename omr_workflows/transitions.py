@@ -85,13 +85,7 @@ def _live_digests(aliases: dict[str, AliasState], digests: dict[str, str]) -> di
     return {v: d for v, d in digests.items() if v in live}
 
 
-def anchors_of(events: list[tuple[Event, str]]) -> dict[str, tuple[Event, str]]:
-    """version -> (its anchoring event, that event's sha256); the first anchor of a version counts."""
-    out: dict[str, tuple[Event, str]] = {}
-    for ev, h in events:
-        if ev.kind in ANCHOR_KINDS and ev.version not in out:
-            out[ev.version] = (ev, h)
-    return out
+from .audit import anchors_of  # noqa: E402,F401  (its owner; kept importable from here)
 
 
 # ---------------------------------------------------------------------- governance (docs/DESIGN.md, "Governance")

@@ -26,11 +26,14 @@ import hashlib
 import heapq
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
+
+if TYPE_CHECKING:
+    from ..manifest import Manifest
 
 from ..constants import MANIFEST_NAME, META_NAME, SHA256SUMS_NAME
 from ..errors import InvalidInputError
-from ..manifest import Manifest, sha256sums_text
+from ..sums import sha256sums_text
 from .report import Plan, PlanHeader, ShardInfo, Unit, VersionInfo, sha256_of_lines
 
 MODES = ("fast", "strict")

@@ -23,7 +23,7 @@ from typing import Iterable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..manifest import canonical_json
+from ..canonical import canonical_json
 
 PLAN_SCHEMA = "omr-verify-plan/1"
 REPORT_SCHEMA = "omr-verify-report/1"

@@ -22,11 +22,11 @@ from typing import Callable, Iterable, Sequence
 
 import xxhash
 
-from ..transitions import anchors_of
+from ..audit import anchors_of
 from ..constants import MANIFEST_NAME, META_NAME, REMOTE_DATA_DIR, SHA256SUMS_NAME
 from ..errors import IntegrityError, InvalidInputError, NotFoundError, OmrError, TrustError
 from ..hashing import sha256_hex
-from ..manifest import parse_manifest
+from ..fastread import read_manifest as parse_manifest
 from ..refs import Ref, parse_model_key, parse_ref
 from .plan import NO_EXTRA, VersionInput, make_plan
 from .report import Issue, Plan, ShardReport, Unit, UnitResult, failures_of, version_results
