@@ -332,6 +332,22 @@ def find_anchor(storage, mkey: str, version: str) -> tuple[Event, str] | None:
     return anchors_of(load_events(storage, mkey)).get(version)
 
 
+class LogView(NamedTuple):
+    """What `Registry.version` needs of a log a caller has read whole (list, verify, audit,
+    export, the catalog): it then reads no event per version."""
+
+    tail_seq: int
+    anchors: dict          # version -> (anchoring event, its sha256): `anchors_of`
+    successors: dict       # seq -> the `prev` that event records (guards the anchor before it)
+
+
+def log_view(events: list[tuple[Event, str]], tail_seq: int | None = None) -> LogView:
+    """The `LogView` of `events` (in order; `tail_seq` defaults to the last one's seq)."""
+    if tail_seq is None:
+        tail_seq = events[-1][0].seq if events else 0
+    return LogView(tail_seq, anchors_of(events), {ev.seq: ev.prev for ev, _h in events})
+
+
 def anchors_of(events: list[tuple[Event, str]]) -> dict[str, tuple[Event, str]]:
     """version -> (its anchoring event, that event's sha256); the first anchor of a version counts."""
     out: dict[str, tuple[Event, str]] = {}

@@ -79,9 +79,6 @@ class ManifestDoc(Doc):
 
         return content_digest_of(self["content"])
 
-    def model_copy(self, update: dict | None = None) -> "ManifestDoc":
-        return ManifestDoc({**self, **(update or {})})
-
     def to_bytes(self) -> bytes:
         """The exact bytes `Manifest.to_bytes` writes (through the model: a write path)."""
         from .manifest import Manifest
@@ -103,7 +100,6 @@ def _format_checks() -> dict[str, Callable[[str], None]]:
 
 # ---------------------------------------------------------------------- schema compiler
 Validator = Callable[[Any, str], Any]
-_MISSING = object()
 
 
 def _fail(where: str, why: str) -> FormatError:
@@ -117,9 +113,11 @@ class _Compiler:
         self.formats = _format_checks()
 
     def ref(self, name: str) -> Validator:
+        """Each `$defs` entry compiled once; the indirection lets a definition refer to itself."""
         if name not in self.refs:
-            self.refs[name] = lambda v, w: self.refs[name + "!"](v, w)
-            self.refs[name + "!"] = self.compile(self.defs[name])
+            compiled: list[Validator] = []
+            self.refs[name] = lambda v, w: compiled[0](v, w)
+            compiled.append(self.compile(self.defs[name]))
         return self.refs[name]
 
     def compile(self, s: dict) -> Validator:
@@ -313,10 +311,12 @@ def read(fmt: str, data: bytes | str) -> Doc:
     return reader(fmt)(load(data), "")
 
 
-def read_manifest(data: bytes, where: str = "omr_manifest.json") -> ManifestDoc:
+def read_manifest(data: bytes, where: str | None = None) -> ManifestDoc:
     """Parse manifest bytes; damage is an integrity failure naming the file, an unsafe path bad input."""
+    from .constants import MANIFEST_NAME
     from .errors import IntegrityError, InvalidInputError
 
+    where = where or MANIFEST_NAME
     try:
         return read("omr_manifest", data)
     except FormatError as e:

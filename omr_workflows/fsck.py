@@ -38,6 +38,14 @@ def read_log(storage, mkey: str) -> dict[int, tuple | OmrError]:
     return out
 
 
+def intact_events(log: dict[int, tuple | OmrError]) -> list[tuple[Event, bytes]]:
+    """`read_log`'s events in order, or [] when any could not be read (as `audit.load_events`
+    gives up on a damaged event): nothing is attributed from a broken log."""
+    if any(isinstance(got, OmrError) for got in log.values()):
+        return []
+    return [got for _seq, got in sorted(log.items())]
+
+
 def check_chain(storage, mkey: str, log: dict[int, tuple | OmrError] | None = None) -> list[str]:
     """Every problem in the chain of one model, each naming the event; [] when intact."""
     problems: list[str] = []
@@ -169,10 +177,11 @@ def repair_model(storage, mkey: str) -> list[str]:
     """
     from .events import AnchorPointer
 
-    broken = [p for p in check_chain(storage, mkey) if "head.json is missing" not in p and "behind the log" not in p]
+    log = read_log(storage, mkey)
+    broken = [p for p in check_chain(storage, mkey, log) if "head.json is missing" not in p and "behind the log" not in p]
     if broken:
         raise IntegrityError(f"{mkey}: the audit chain is broken, nothing repaired: {broken[0]}", obj=mkey)
-    events = audit.load_events(storage, mkey)
+    events = [(ev, sha256_hex(data)) for ev, data in intact_events(log)]
     if not events:
         return []
     fixed: list[str] = []
@@ -291,27 +300,21 @@ def model_problems(reg, task: str, model: str, log: dict | None = None) -> tuple
     log = read_log(storage, mkey) if log is None else log
     chain = check_chain(storage, mkey, log)
     problems += chain
-    if any(isinstance(got, OmrError) for got in log.values()):
-        events = []  # as `audit.load_events` gives up on a damaged event
-    else:
-        events = [(ev, sha256_hex(data)) for _seq, (ev, data) in sorted(log.items())]
+    events = [(ev, sha256_hex(data)) for ev, data in intact_events(log)]
     if not chain:
         problems += derived_problems(storage, mkey, events)
         if any(ev.kind == "import" for ev, _h in events):
             from .bundle.origins import origin_problems
 
             problems += origin_problems(storage, mkey, events, f"{task}/{model}")
-    anchors = anchors_of(events)
-    tail_seq = events[-1][0].seq if events else 0
-    successors = {ev.seq: ev.prev for ev, _h in events}
+    view = audit.log_view(events)
     on_storage = set()
     for name in _check_names(storage, layout.versions_key(task, model), "version", problems):
         vkey = layout.version_key(task, model, name)
         on_storage.add(name)
         ref = f"{task}/{model}@{name}"
         try:
-            v = reg.version(task, model, name, require_anchor=False, tail_seq=tail_seq, anchors=anchors,
-                            successors=successors)
+            v = reg.version(task, model, name, require_anchor=False, log=view)
         except NotFoundError:
             on_storage.discard(name)
             if not storage.is_local:
@@ -331,7 +334,7 @@ def model_problems(reg, task: str, model: str, log: dict | None = None) -> tuple
         else:
             problems.append(f"{ref}: on storage but not in the audit log (copied in by hand, or its register was "
                             f"interrupted): not served; `omrw adopt {ref} --reason ...` verifies and records it")
-    for version, (ev, _h) in anchors.items():
+    for version, (ev, _h) in view.anchors.items():
         if version not in on_storage:
             problems.append(f"{task}/{model}@{version}: registered by audit event {ev.seq} but missing from storage "
                             f"(deleted)")

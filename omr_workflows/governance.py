@@ -482,14 +482,10 @@ def audit_model(reg, task: str, model: str, log: dict | None = None) -> tuple[di
         lp = reg.loaded_policy()
     except IntegrityError as exc:
         return {"policy": "refused"}, [str(exc)]
-    if log is None:
-        from .fsck import read_log
+    from .fsck import intact_events, read_log
 
-        log = read_log(reg.storage, mkey)
-    if any(isinstance(got, OmrError) for got in log.values()):
-        raw: list[tuple[Event, bytes]] = []  # a broken chain: `fsck.model_problems` names it; nothing to attribute
-    else:
-        raw = [got for _seq, got in sorted(log.items())]
+    # A broken chain gives []: `fsck.model_problems` names it; there is nothing to attribute.
+    raw = intact_events(read_log(reg.storage, mkey) if log is None else log)
     report = signature_report(lp, raw, ref)
     for seq in report["bad_signature"]:
         problems.append(f"{ref}: audit event {seq}: its signature does not match its bytes (changed after it was "

@@ -85,26 +85,26 @@ class Registry:
 
     # ------------------------------------------------------------------ the Version view
     def version(self, task: str, model: str, version: str, *, require_anchor: bool = True,
-                tail_seq: int | None = None, anchors: dict | None = None,
-                successors: dict[int, str] | None = None) -> Version:
+                tail_seq: int | None = None, log: audit.LogView | None = None) -> Version:
         """The published version as the log vouches for it.
 
         Raises NotFoundError (nothing there), IntegrityError (damaged manifest, a manifest
         that names another version, bytes the log does not know of when `require_anchor`,
-        a digest other than the anchored one). `anchors`/`tail_seq` let a caller that has
-        read the log once (verify, list) skip reading it per version; `successors` (seq -> the
-        `prev` that event records) also spares the read of the anchor's successor.
+        a digest other than the anchored one). `tail_seq`: the tail the caller already found;
+        `log` (`audit.log_view`): a log the caller read whole, so no event is read per version.
         """
         mkey, vkey = layout.model_key(task, model), layout.version_key(task, model, version)
         ref = f"{task}/{model}@{version}"
-        if tail_seq is None:
+        if log is not None:
+            tail_seq = log.tail_seq
+        elif tail_seq is None:
             last, _ = audit.tail(self.storage, mkey)
             tail_seq = last.seq if last else 0
         try:
             raw = self.storage.read_bytes(layout.manifest_key(vkey))
         except NotFoundError:
             raw = None
-        anchor = self._anchor(mkey, version, tail_seq, anchors, successors)
+        anchor = self._anchor(mkey, version, tail_seq, log)
         if raw is None:
             try:
                 return self._legacy_version(task, model, version, vkey, anchor)
@@ -137,7 +137,7 @@ class Registry:
         except NotFoundError:
             raise IntegrityError(f"{ref}: has neither {MANIFEST_NAME} nor {SHA256SUMS_NAME} (not a version)",
                                  obj=ref) from None
-        from .manifest import parse_sha256sums
+        from .sums import parse_sha256sums
 
         sums = parse_sha256sums(sums_raw.decode("utf-8", "replace"), f"{ref}/{SHA256SUMS_NAME}")
         digest = "sha256:" + sha256_hex(sums_raw)
@@ -147,10 +147,9 @@ class Registry:
         return Version(task=task, model=model, version=version, key=vkey, data_key=vkey, digest=digest,
                        legacy_sums=sums, anchor=anchor)
 
-    def _anchor(self, mkey: str, version: str, tail_seq: int, anchors: dict | None,
-                successors: dict[int, str] | None = None) -> Anchor | None:
-        if anchors is not None:
-            found = anchors.get(version)
+    def _anchor(self, mkey: str, version: str, tail_seq: int, log: audit.LogView | None) -> Anchor | None:
+        if log is not None:
+            found = log.anchors.get(version)
         else:
             found = audit.find_anchor(self.storage, mkey, version)
         if found is None:
@@ -161,8 +160,8 @@ class Registry:
         if ev.seq < tail_seq:
             # One read guards the anchor against an edit: its successor records its sha256 (the tail
             # itself is guarded by head.json). Forging past it means rewriting the chain to the tail.
-            if successors is not None:
-                recorded = successors.get(ev.seq + 1)
+            if log is not None:
+                recorded = log.successors.get(ev.seq + 1)
             else:
                 try:
                     recorded = audit.read_event(self.storage, mkey, ev.seq + 1)[0].prev

@@ -20,7 +20,6 @@ from ..events import ANCHOR_KINDS, Event, EventRef
 from ..hashing import sha256_hex
 from ..constants import MANIFEST_NAME
 from ..manifest import Manifest
-from ..transitions import anchors_of
 from ..versions import Version
 
 MAX_SIGNATURE_BYTES = 4 << 20
@@ -102,12 +101,12 @@ def gather(reg, task: str, model: str, versions: list[str] | None = None) -> Mod
         if (ev.task, ev.model_name) != (task, model):
             raise IntegrityError(f"{ref}: audit event {ev.seq} belongs to {ev.task}/{ev.model_name} (copied from "
                                  f"another log)", obj=f"{ref}#{ev.seq}")
-    anchors = anchors_of([(ev, sha256_hex(d)) for ev, d in zip(parsed, events)])
+    view = audit.log_view([(ev, sha256_hex(d)) for ev, d in zip(parsed, events)], tail.seq)
     if versions is None:
-        versions = [v for v in reg.versions(task, model) if v in anchors and _exportable(tail, v)]
+        versions = [v for v in reg.versions(task, model) if v in view.anchors and _exportable(tail, v)]
         if not versions:
             raise NotFoundError(f"model {ref}: no version to copy", obj=ref)
-    out = [_version(reg, task, model, name, tail, anchors) for name in versions]
+    out = [_version(reg, task, model, name, tail, view) for name in versions]
     payload = ModelPayload(task=task, model=model, events=events, tail=tail, chain=sha256_hex(events[0]),
                            head=EventRef(seq=tail.seq, sha256=t.sha256), versions=out,
                            aliases={a: s.version for a, s in tail.aliases.items() if s.version in set(versions)},
@@ -122,9 +121,9 @@ def _exportable(tail: Event, version: str) -> bool:
     return life is None or life.state == "deprecated"
 
 
-def _version(reg, task: str, model: str, name: str, tail: Event, anchors: dict) -> VersionPayload:
-    # The log was read once above: the Version view reuses its anchors instead of reading it again.
-    v = reg.version(task, model, name, tail_seq=tail.seq, anchors=anchors)
+def _version(reg, task: str, model: str, name: str, tail: Event, view: audit.LogView) -> VersionPayload:
+    # The log was read once above: the Version view reuses it instead of reading events again.
+    v = reg.version(task, model, name, log=view)
     if v.manifest is None:
         raise ConflictError(f"{v.ref} was written by omnibioai-model-registry (no manifest); `omrw adopt` cannot "
                             f"give it one: register it again to move it", obj=v.ref)

@@ -30,7 +30,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from .. import audit, layout, transitions
+from .. import audit, layout
 from ..bounds import MAX_INPUT_BYTES, MAX_META_BYTES, load_json_bounded
 from ..constants import META_NAME, cache_dir
 from ..errors import InvalidInputError, NotFoundError, OmrError
@@ -297,7 +297,7 @@ def model_entry(reg, task: str, model: str, key: list | None) -> dict:
         last = events[-1][0] if events else None
         if last is not None and last.seq != tail_seq:
             last = reg.state(task, model)
-        anchors = transitions.anchors_of(events)
+        view = audit.log_view(events, tail_seq)
         history = [ev.model_dump(exclude=STATE_FIELDS) | {"sha256": h}
                    for ev, h in events]
         if any(e.get("signature") for e in history):
@@ -305,7 +305,7 @@ def model_entry(reg, task: str, model: str, key: list | None) -> dict:
         recs = []
         for name in reg.versions(task, model):
             try:
-                v = reg.version(task, model, name, require_anchor=False, tail_seq=tail_seq, anchors=anchors)
+                v = reg.version(task, model, name, require_anchor=False, log=view)
             except OmrError:
                 continue
             recs.append(version_record(reg, task, model, v, last))

@@ -22,7 +22,7 @@ from typing import Callable, Iterable, Sequence
 
 import xxhash
 
-from ..audit import anchors_of
+from .. import audit
 from ..constants import MANIFEST_NAME, META_NAME, REMOTE_DATA_DIR, SHA256SUMS_NAME
 from ..errors import IntegrityError, InvalidInputError, NotFoundError, OmrError, TrustError
 from ..hashing import sha256_hex
@@ -113,8 +113,8 @@ def _servable(reg, task: str, model: str) -> list[str]:
 
 
 # ---------------------------------------------------------------------- gathering
-def _model_log(reg, task: str, model: str) -> tuple[dict, int, str | None, str | None]:
-    """(version -> anchoring event, tail seq, error, chain error) for one model, reading its log once.
+def _model_log(reg, task: str, model: str) -> tuple[audit.LogView, str | None, str | None]:
+    """(the `audit.LogView`, error, chain error) for one model, reading its log once.
 
     The chain error (an edited, removed or reordered older event) fails strict mode only:
     strict is the mode that claims the bytes are what was registered.
@@ -125,25 +125,25 @@ def _model_log(reg, task: str, model: str) -> tuple[dict, int, str | None, str |
     try:
         events, tail_seq = reg.log(task, model)
     except OmrError as e:
-        return {}, 0, f"the audit log of {task}/{model} cannot be trusted ({e}); run `omrw audit {task}/{model}`", None
+        return audit.LogView(0, {}, {}), f"the audit log of {task}/{model} cannot be trusted ({e}); run `omrw audit {task}/{model}`", None
     broken = check_chain(reg.storage, model_key(task, model))
     chain_error = (f"the audit chain of {task}/{model} is broken ({broken[0]}); run `omrw audit {task}/{model}`"
                    if broken else None)
-    return anchors_of(events), tail_seq, None, chain_error
+    return audit.log_view(events, tail_seq), None, chain_error
 
 
 def _read_version(reg, task: str, model: str, version: str, log: tuple, allow_unanchored: bool) -> VersionInput:
     """The planner's input for one version, from the one `Registry.version` view."""
     from .. import layout
 
-    anchors, tail_seq, audit_error, chain_error = log
+    view, audit_error, chain_error = log
     vkey = layout.version_key(task, model, version)
     ref = f"{task}/{model}@{version}"
     base = dict(task=task, model=model, version=version, key=vkey)
     if audit_error and not allow_unanchored:
         return VersionInput(**base, error=audit_error)
     try:
-        v = reg.version(task, model, version, require_anchor=False, tail_seq=tail_seq, anchors=anchors)
+        v = reg.version(task, model, version, require_anchor=False, log=view)
     except OmrError as e:
         return VersionInput(**base, error=str(e))
     if not v.anchored and not allow_unanchored:
